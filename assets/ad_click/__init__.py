@@ -1,0 +1,49 @@
+"""Ad click prediction (book ch. 8): raw impressions to validated features to a registered XGBoost model."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.ad_click.features import build_feature_assets
+from assets.ad_click.raw import GROUP, build_raw_assets
+from assets.ad_click.training import build_training_assets
+
+DAILY_JOB = "ad_click_daily_job"
+TRAINING_JOB = "ad_click_training_job"
+
+
+def daily_partitions(start_date: str, days: int) -> dg.DailyPartitionsDefinition:
+    from datetime import date, timedelta
+
+    end = date.fromisoformat(start_date) + timedelta(days=days)
+    return dg.DailyPartitionsDefinition(start_date=start_date, end_date=end.isoformat())
+
+
+def build_definitions(start_date: str, days: int) -> dg.Definitions:
+    daily = daily_partitions(start_date, days)
+    raw = build_raw_assets(daily)
+    features = build_feature_assets(daily)
+    training = build_training_assets()
+    group = dg.AssetSelection.groups(GROUP)
+    daily_assets = dg.AssetSelection.assets(
+        "ad_click_users", "ad_click_ads", "ad_click_impressions", "ad_click_oracle", "ad_click_features"
+    )
+    jobs = [
+        dg.define_asset_job(
+            DAILY_JOB,
+            selection=daily_assets,
+            partitions_def=daily,
+            description="Ingest, validate and featurize one day of ad impressions.",
+        ),
+        dg.define_asset_job(
+            TRAINING_JOB,
+            selection=group - daily_assets,
+            description="Split by time, train the baseline and XGBoost, register the challenger, evaluate.",
+        ),
+    ]
+    definitions = [*raw, *features, *training]
+    return dg.Definitions(
+        assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
+        asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
+        jobs=jobs,
+    )

@@ -1,0 +1,238 @@
+"""Training data split by time, the logistic-regression baseline, the XGBoost model and their evaluation."""
+
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from assets.ad_click.raw import GROUP
+from assets.common import frame_markdown, frame_metadata, images_markdown, metrics_table, partition_frames, suite_check
+from expectations import ad_click as suites
+from models.ad_click.features import FEATURE_COLUMNS, LABEL
+from models.ad_click.train import SPLITS, TimeSplit, XGBoostParams
+from orchestration.resources import MlflowTracking
+
+EXPERIMENT = "ad_click"
+REGISTERED_MODEL = "ad_click_ctr"
+METRICS = ["nce", "log_loss", "roc_auc", "pr_auc", "calibration_error"]
+
+
+class AdClickTimeSplit(dg.ConfigurableResource):
+    """Days left out at the start (short history), then validation and test days at the end."""
+
+    warmup_days: int = 7
+    validation_days: int = 3
+    test_days: int = 4
+
+
+def _split(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+    return frame.filter(pl.col("split") == name)
+
+
+def _model_reference(**values) -> pl.DataFrame:
+    return pl.DataFrame({k: [v] for k, v in values.items()})
+
+
+def build_training_assets() -> list:
+    @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, ins={"features": dg.AssetIn("ad_click_features")})
+    def ad_click_training_data(
+        context: dg.AssetExecutionContext, time_split: AdClickTimeSplit, features
+    ) -> dg.MaterializeResult:
+        """Feature rows labelled train, validation or test by day; warm-up days with short history are left out."""
+        split = TimeSplit(time_split.warmup_days, time_split.validation_days, time_split.test_days)
+        labelled = split.assign(pl.concat(partition_frames(features), how="vertical"))
+        training = labelled.filter(pl.col("split").is_not_null())
+        windows = suites.split_windows(training)
+        context.log.info(f"time split:\n{windows}")
+        metadata = {
+            **frame_metadata(training),
+            "warmup_rows_dropped": labelled.height - training.height,
+            "split_windows": dg.MetadataValue.md(frame_markdown(windows)),
+        }
+        for name in SPLITS:
+            part = _split(training, name)
+            metadata[f"{name}_rows"] = part.height
+            metadata[f"{name}_ctr"] = float(part[LABEL].mean() or 0.0)
+        return dg.MaterializeResult(value=training, metadata=metadata)
+
+    @dg.asset_check(asset=ad_click_training_data, blocking=True, description="Train, validation, test disjoint and ordered in time.")
+    def ad_click_time_split_valid(ad_click_training_data: pl.DataFrame) -> dg.AssetCheckResult:
+        return suite_check(suites.split_windows(ad_click_training_data), suites.split_suite())
+
+    @dg.asset_check(asset=ad_click_training_data, blocking=True, description="The label and evaluation-only columns are not model inputs.")
+    def ad_click_model_inputs_valid(ad_click_training_data: pl.DataFrame) -> dg.AssetCheckResult:
+        inputs = pl.DataFrame({"feature": list(FEATURE_COLUMNS)})
+        return suite_check(inputs, suites.model_inputs_suite(), inputs=len(FEATURE_COLUMNS))
+
+    @dg.asset(group_name=GROUP, kinds={"sklearn", "mlflow"})
+    def ad_click_baseline_model(
+        context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking, ad_click_training_data: pl.DataFrame
+    ) -> dg.MaterializeResult:
+        """The book's baseline: logistic regression on the same features. Its value is a reference to the MLflow run."""
+        import mlflow
+
+        from models.ad_click.model import model_input, pinned_requirements
+        from models.ad_click.train import baseline_frame, train_logistic_regression
+
+        train, test = _split(ad_click_training_data, "train"), _split(ad_click_training_data, "test")
+        with mlflow_tracking.start_run(EXPERIMENT, "baseline-logistic-regression", {"model": "baseline"}) as run:
+            pipeline = train_logistic_regression(train)
+            report = _evaluate(train, test, pipeline.predict_proba(baseline_frame(test))[:, 1])
+            mlflow.log_params({"model": "logistic_regression", "C": 1.0, "features": len(FEATURE_COLUMNS)})
+            mlflow.log_metrics({f"test_{k}": v for k, v in report.items()})
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                skops_trusted_types=["numpy.dtype"],  # the one type the pipeline needs beyond sklearn's own
+                input_example=model_input(test.head(3)),
+                pip_requirements=pinned_requirements("mlflow", "scikit-learn", "pandas", "numpy"),
+            )
+        context.log.info(f"baseline test metrics: {report}")
+        return dg.MaterializeResult(
+            value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=""),
+            metadata={
+                **{f"test_{k}": v for k, v in report.items()},
+                "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
+                "mlflow_run_id": run.info.run_id,
+            },
+        )
+
+    @dg.asset(group_name=GROUP, kinds={"xgboost", "mlflow"})
+    def ad_click_ctr_model(
+        context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking, ad_click_training_data: pl.DataFrame
+    ) -> dg.MaterializeResult:
+        """XGBoost click model, early-stopped on validation days, registered in MLflow with the alias `challenger`."""
+        import mlflow
+
+        from models import plots
+        from models.ad_click.model import log_xgboost_model
+        from models.ad_click.train import predict_xgboost, train_xgboost
+
+        train, validation, test = (_split(ad_click_training_data, s) for s in SPLITS)
+        params = XGBoostParams()
+
+        def progress(round_, logloss):
+            if round_ % 50 == 0:
+                context.log.info(f"xgboost round {round_}: validation log loss {logloss:.5f}")
+
+        with mlflow_tracking.start_run(EXPERIMENT, "xgboost", {"model": "xgboost"}) as run:
+            booster, encoder, curve = train_xgboost(train, validation, params, on_round=progress)
+            p_test = predict_xgboost(booster, encoder, test)
+            report = _evaluate(train, test, p_test)
+            importance = booster.get_score(importance_type="total_gain")
+            images = {
+                **plots.classifier_curves(test[LABEL].to_numpy(), {"xgboost": p_test}),
+                "feature_importance.png": plots.feature_importance(importance),
+            }
+            mlflow.log_params({**vars(params), "best_iteration": booster.best_iteration, "features": len(FEATURE_COLUMNS)})
+            for step, value in enumerate(curve):
+                mlflow.log_metric("validation_log_loss", value, step=step)
+            mlflow.log_metrics({f"test_{k}": v for k, v in report.items()})
+            mlflow.log_dict({"features": list(FEATURE_COLUMNS)}, "features.json")
+            for name, png in images.items():
+                mlflow.log_image(_image(png), f"plots/{name}")
+            info = log_xgboost_model(booster, encoder, test.head(200))
+            version = mlflow.register_model(info.model_uri, REGISTERED_MODEL)
+            mlflow_tracking.client().set_registered_model_alias(REGISTERED_MODEL, "challenger", version.version)
+        context.log.info(f"registered {REGISTERED_MODEL} v{version.version} as challenger; test {report}")
+        return dg.MaterializeResult(
+            value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=str(version.version)),
+            metadata={
+                **{f"test_{k}": v for k, v in report.items()},
+                "best_iteration": booster.best_iteration,
+                "registered_model": f"{REGISTERED_MODEL} v{version.version} @challenger",
+                "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
+                "mlflow_model": dg.MetadataValue.url(mlflow_tracking.model_url(REGISTERED_MODEL, version.version)),
+                "mlflow_run_id": run.info.run_id,
+                "plots": images_markdown(images),
+            },
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"mlflow", "polars"},
+        ins={"oracle": dg.AssetIn("ad_click_oracle")},
+    )
+    def ad_click_model_evaluation(
+        context: dg.AssetExecutionContext,
+        mlflow_tracking: MlflowTracking,
+        ad_click_training_data: pl.DataFrame,
+        ad_click_baseline_model: pl.DataFrame,
+        ad_click_ctr_model: pl.DataFrame,
+        oracle,
+    ) -> dg.MaterializeResult:
+        """Baseline, XGBoost and (on simulated data) the oracle on the test days, from the models as MLflow logged them."""
+        import mlflow
+
+        from models import plots
+        from models.ad_click.model import model_input
+
+        train, test = _split(ad_click_training_data, "train"), _split(ad_click_training_data, "test")
+        y = test[LABEL].to_numpy()
+        mlflow_tracking.client()  # points the fluent API at the project's tracking server
+        features = model_input(test)
+        scores = {
+            "baseline (logistic regression)": mlflow.sklearn.load_model(ad_click_baseline_model["model_uri"][0]).predict_proba(features)[:, 1],
+            "xgboost": np.asarray(mlflow.pyfunc.load_model(ad_click_ctr_model["model_uri"][0]).predict(features)),
+        }
+        truth = pl.concat(partition_frames(oracle), how="vertical")
+        oracle_note = "none: user-provided data has no oracle"
+        if truth.height:
+            matched = test.select("impression_id").join(truth, on="impression_id", how="left")["p_click"]
+            if matched.null_count() == 0:
+                scores["oracle (true probability)"] = matched.to_numpy()
+                oracle_note = "simulator's true click probabilities"
+            else:
+                oracle_note = f"incomplete: {matched.null_count()} test rows have no oracle value"
+        rows = {name: _evaluate(train, test, p) for name, p in scores.items()}
+        oracle_row = rows.get("oracle (true probability)")
+        for name, row in rows.items():
+            row["nce_vs_oracle"] = row["nce"] / oracle_row["nce"] if oracle_row else None
+        table = metrics_table(rows, [*METRICS, "nce_vs_oracle"])
+        images = plots.classifier_curves(y, scores)
+        with mlflow_tracking.start_run(EXPERIMENT, "evaluation", {"model": "comparison"}) as run:
+            for name, row in rows.items():
+                key = name.split(" ")[0]
+                mlflow.log_metrics({f"{key}_{k}": v for k, v in row.items() if v is not None})
+            mlflow.log_text(table, "comparison.md")
+            for name, png in images.items():
+                mlflow.log_image(_image(png), f"plots/{name}")
+        comparison = pl.DataFrame([{"model": name, **row} for name, row in rows.items()])
+        context.log.info(f"test-day comparison ({test.height} impressions):\n{table}")
+        return dg.MaterializeResult(
+            value=comparison,
+            metadata={
+                "comparison": dg.MetadataValue.md(table),
+                "test_rows": test.height,
+                "test_days": test["ts"].dt.date().n_unique(),
+                "oracle": oracle_note,
+                "xgboost_nce": rows["xgboost"]["nce"],
+                "baseline_nce": rows["baseline (logistic regression)"]["nce"],
+                "xgboost_nce_vs_oracle": rows["xgboost"]["nce_vs_oracle"],
+                "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
+                "plots": images_markdown(images),
+            },
+        )
+
+    return [
+        ad_click_training_data,
+        ad_click_time_split_valid,
+        ad_click_model_inputs_valid,
+        ad_click_baseline_model,
+        ad_click_ctr_model,
+        ad_click_model_evaluation,
+    ]
+
+
+def _evaluate(train: pl.DataFrame, test: pl.DataFrame, p: np.ndarray) -> dict[str, float]:
+    from models.metrics import binary_report
+
+    return binary_report(test[LABEL].to_numpy(), np.asarray(p), background_rate=float(train[LABEL].mean()))
+
+
+def _image(png: bytes):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png))

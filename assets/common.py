@@ -1,0 +1,64 @@
+"""Helpers shared by every case study's assets: check results, plot metadata, frame summaries."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from expectations.runner import Suite, run_suite
+
+
+def suite_check(frame: pl.DataFrame, suite: Suite, **extra_metadata: Any) -> dg.AssetCheckResult:
+    """Validates a frame with a suite; the result names each failed expectation with counts and examples."""
+    result = run_suite(frame, suite)
+    metadata: dict[str, Any] = result.metadata()
+    metadata["failed_expectations"] = dg.MetadataValue.md(metadata["failed_expectations"])
+    metadata["summary"] = result.summary()
+    metadata.update(extra_metadata)
+    return dg.AssetCheckResult(passed=result.success, metadata=metadata, severity=dg.AssetCheckSeverity.ERROR)
+
+
+def images_markdown(images: dict[str, bytes]) -> dg.MetadataValue:
+    """PNG plots inline in the Dagster UI (the same files are MLflow artifacts)."""
+    parts = []
+    for name, png in images.items():
+        encoded = base64.b64encode(png).decode()
+        parts.append(f"**{name}**\n\n![{name}](data:image/png;base64,{encoded})")
+    return dg.MetadataValue.md("\n\n".join(parts))
+
+
+def metrics_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str:
+    """Markdown table: one row per model, one column per metric."""
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, values in rows.items():
+        cells = [_fmt(values.get(c)) for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def frame_markdown(frame: pl.DataFrame) -> str:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def partition_frames(loaded: pl.DataFrame | dict[str, pl.DataFrame]) -> list[pl.DataFrame]:
+    """Frames of a partitioned input in partition order (Dagster passes one frame when the range has one)."""
+    if isinstance(loaded, pl.DataFrame):
+        return [loaded]
+    return [loaded[key] for key in sorted(loaded)]
+
+
+def frame_metadata(frame: pl.DataFrame) -> dict[str, Any]:
+    return {"dagster/row_count": frame.height, "columns": frame.width}

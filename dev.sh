@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The project's commands. The README's two are `./dev.sh run` and `./dev.sh test`; both set everything up first.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+
+# Everything written at run time goes under one ignored state folder; each location can be overridden.
+export MLSD_STATE_DIR=${MLSD_STATE_DIR:-$ROOT/.mlsd}
+export DAGSTER_HOME=${DAGSTER_HOME:-$MLSD_STATE_DIR/dagster}
+export BENTOML_HOME=${BENTOML_HOME:-$MLSD_STATE_DIR/bentoml}
+export DAGSTER_DISABLE_TELEMETRY=1 BENTOML_DO_NOT_TRACK=true MLFLOW_DISABLE_TELEMETRY=true GX_ANALYTICS_ENABLED=false
+export HF_HUB_OFFLINE=1 PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
+PYTHON=${PYTHON:-python3.11}
+VENV=$ROOT/.venv
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        command -v "$PYTHON" >/dev/null || { echo "needs Python 3.11 as '$PYTHON' (set PYTHON=...)" >&2; exit 1; }
+        "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+            || { echo "'$PYTHON' is not Python 3.11" >&2; exit 1; }
+        "$PYTHON" -m venv "$VENV"
+    fi
+    local want stamp="$VENV/.mlsd-installed"
+    want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        echo "installing the pinned stack into .venv (a few minutes the first time)..."
+        "$VENV/bin/pip" install --quiet -c requirements.lock -e ".[dev]"
+        echo "$want" > "$stamp"
+    fi
+    mkdir -p "$DAGSTER_HOME"
+    [ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+    setup) setup ;;
+    run) setup; exec "$VENV/bin/python" -m orchestration.main "$@" ;;
+    test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+    bench) setup; exec "$VENV/bin/python" -m "bench.${1:?which benchmark: see bench/}" "${@:2}" ;;
+    ui) setup; exec "$VENV/bin/dagster" dev -m orchestration.definitions -h 127.0.0.1 -p "${MLSD_DAGSTER_PORT:-3000}" "$@" ;;
+    mlflow-ui)
+        setup
+        exec env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$VENV/bin/mlflow" ui --workers 1 \
+            --backend-store-uri "${MLSD_MLFLOW_TRACKING_URI:-sqlite:///$MLSD_STATE_DIR/mlflow/mlflow.db}" \
+            --host 127.0.0.1 --port "${MLSD_MLFLOW_PORT:-5000}" "$@" ;;
+    lock) setup; "$VENV/bin/pip" freeze --exclude-editable | { sed -n 1,2p requirements.lock; cat; } > requirements.lock.new \
+            && mv requirements.lock.new requirements.lock ;;
+    *) echo "usage: ./dev.sh {run|test|ui|mlflow-ui|bench NAME|setup|lock} [args]"; [ "$cmd" = help ] ;;
+esac

@@ -1,0 +1,172 @@
+"""Runs a Great Expectations suite on a polars frame and summarizes what failed, with counts and examples.
+
+GX 1.x has no polars engine: frames are validated through pandas (fast, see STACK_NOTES). Exact column
+dtypes are checked on the polars schema, because GX sees timezone-aware datetimes only as `Timestamp`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+_lock = threading.Lock()
+_context = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    expectations: list[Any]  # great_expectations.expectations.Expectation instances
+    dtypes: dict[str, pl.DataType] = field(default_factory=dict)
+    exact_columns: bool = True
+    id_columns: tuple[str, ...] = ()  # shown next to each failing example row
+
+
+@dataclass(frozen=True)
+class Failure:
+    expectation: str
+    column: str | None
+    problem: str
+    unexpected_count: int | None = None
+    examples: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    suite: str
+    rows: int
+    evaluated: int
+    failures: list[Failure]
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        if self.success:
+            return f"{self.suite}: all {self.evaluated} expectations passed on {self.rows} rows"
+        first = "; ".join(f"{f.column or 'table'}: {f.problem}" for f in self.failures[:3])
+        return f"{self.suite}: {len(self.failures)} of {self.evaluated} expectations failed ({first})"
+
+    def markdown(self) -> str:
+        lines = ["| expectation | column | problem | unexpected | examples |", "|---|---|---|---|---|"]
+        for f in self.failures:
+            examples = ", ".join(str(e) for e in f.examples[:5]).replace("|", "/")
+            count = "" if f.unexpected_count is None else str(f.unexpected_count)
+            lines.append(f"| {f.expectation} | {f.column or ''} | {f.problem} | {count} | {examples} |")
+        return "\n".join(lines)
+
+    def metadata(self) -> dict[str, Any]:
+        """Plain values for Dagster metadata (the caller wraps the markdown)."""
+        return {
+            "suite": self.suite,
+            "rows": self.rows,
+            "expectations_evaluated": self.evaluated,
+            "expectations_failed": len(self.failures),
+            "failed_expectations": self.markdown() if self.failures else "none",
+        }
+
+
+def _gx_context():
+    """One ephemeral context per process: creating one costs about a second, and it writes no files."""
+    global _context
+    with _lock:
+        if _context is None:
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            import expectations.custom  # noqa: F401  (registers the custom expectations)
+
+            _context = gx.get_context(mode="ephemeral")
+            _context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            _context.data_sources.add_pandas("mlsd")
+        return _context
+
+
+def _dtype_failures(frame: pl.DataFrame, suite: Suite) -> list[Failure]:
+    failures = []
+    schema = frame.schema
+    expected = set(suite.dtypes)
+    for column, dtype in suite.dtypes.items():
+        if column not in schema:
+            failures.append(Failure("column_exists", column, "column is missing"))
+        elif schema[column] != dtype:
+            failures.append(Failure("column_dtype", column, f"has type {schema[column]}, expected {dtype}"))
+    if suite.exact_columns and suite.dtypes:
+        for column in schema:
+            if column not in expected:
+                failures.append(Failure("no_unexpected_columns", column, "column is not in the contract"))
+    return failures
+
+
+def run_suite(frame: pl.DataFrame, suite: Suite) -> SuiteResult:
+    import great_expectations as gx
+
+    failures = _dtype_failures(frame, suite)
+    # Expectations on missing columns would only repeat the schema failure as exceptions.
+    present = set(frame.columns)
+    runnable = [e for e in suite.expectations if _columns_of(e) <= present]
+    evaluated = len(suite.dtypes) + len(runnable)
+    if runnable:
+        context = _gx_context()
+        with _lock:
+            source = context.data_sources.get("mlsd")
+            asset_name = f"{suite.name}-{id(frame)}"
+            asset = source.add_dataframe_asset(asset_name)
+            try:
+                batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
+                    batch_parameters={"dataframe": frame.to_pandas()}
+                )
+                id_columns = [c for c in suite.id_columns if c in present]
+                result_format: dict[str, Any] = {"result_format": "SUMMARY"}
+                if id_columns:
+                    result_format["unexpected_index_column_names"] = id_columns
+                validation = batch.validate(
+                    gx.ExpectationSuite(name=suite.name, expectations=[e.copy() for e in runnable]),
+                    result_format=result_format,
+                )
+            finally:
+                source.delete_asset(asset_name)
+        failures += [_failure(r) for r in validation.results if not r.success]
+    return SuiteResult(suite=suite.name, rows=frame.height, evaluated=evaluated, failures=failures)
+
+
+def _columns_of(expectation) -> set[str]:
+    kwargs = expectation.configuration.kwargs
+    names = {kwargs.get(k) for k in ("column", "column_A", "column_B", "label_column")}
+    names |= set(kwargs.get("column_list") or [])
+    return {n for n in names if isinstance(n, str)}
+
+
+def _failure(result) -> Failure:
+    config = result.expectation_config
+    kwargs = config.kwargs
+    column = kwargs.get("column") or (
+        f"{kwargs['column_A']} > {kwargs['column_B']}" if "column_A" in kwargs else None
+    )
+    info = result.exception_info or {}
+    if info.get("raised_exception"):
+        return Failure(config.type, column, f"raised: {info.get('exception_message')}")
+    details = result.result or {}
+    count = details.get("unexpected_count")
+    examples = details.get("partial_unexpected_index_list") or details.get("partial_unexpected_list") or []
+    if count is not None:
+        percent = details.get("unexpected_percent") or 0.0
+        problem = f"{count} unexpected values ({percent:.3g}%)"
+    else:
+        problem = f"observed {details.get('observed_value')!r}"
+        extra = details.get("details")
+        if extra:
+            problem += f" {extra}"
+    return Failure(config.type, column, problem, count, [_plain(e) for e in examples[:5]])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if hasattr(value, "item") else str(value) if not isinstance(value, (str, int, float)) else value

@@ -1,0 +1,89 @@
+"""The ad click model as MLflow logs and serves it: feature rows in, click probabilities out."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from models.ad_click.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+from models.ad_click.train import predict_xgboost
+
+MODELS_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def model_input(features: pl.DataFrame) -> pd.DataFrame:
+    """The served model's input: categoricals as strings, numerics as float64 (missing = NaN)."""
+    return features.select(
+        *[pl.col(c).cast(pl.String) for c in CATEGORICAL_FEATURES],
+        *[pl.col(c).cast(pl.Float64) for c in NUMERIC_FEATURES],
+    ).to_pandas()
+
+
+def pinned_requirements(*distributions: str) -> list[str]:
+    """Explicit pip requirements from the versions installed here (inference by MLflow costs seconds)."""
+    return [f"{d}=={metadata.version(d)}" for d in distributions]
+
+
+def _python_model_class():
+    import mlflow.pyfunc
+
+    class AdClickModel(mlflow.pyfunc.PythonModel):
+        """XGBoost booster plus the category vocabularies it was trained with."""
+
+        def load_context(self, context):
+            import xgboost as xgb
+
+            from models.ad_click.train import CategoryEncoder
+
+            self.booster = xgb.Booster()
+            self.booster.load_model(context.artifacts["booster"])
+            state = json.loads(Path(context.artifacts["encoder"]).read_text())
+            self.encoder = CategoryEncoder(state["vocabularies"])
+            self.best_iteration = state["best_iteration"]
+
+        def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+            import xgboost as xgb
+
+            from models.ad_click.train import FEATURE_TYPES
+
+            frame = pl.from_pandas(model_input[list(FEATURE_COLUMNS)])
+            matrix = xgb.DMatrix(
+                self.encoder.transform(frame),
+                feature_names=list(FEATURE_COLUMNS),
+                feature_types=FEATURE_TYPES,
+                enable_categorical=True,
+            )
+            return self.booster.predict(matrix, iteration_range=(0, self.best_iteration + 1))
+
+    return AdClickModel
+
+
+def log_xgboost_model(booster, encoder, example: pl.DataFrame):
+    """Logs the booster as a pyfunc model in the active MLflow run; returns the ModelInfo."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    with tempfile.TemporaryDirectory() as tmp:
+        booster_path = Path(tmp) / "booster.ubj"
+        booster.save_model(booster_path)
+        encoder_path = Path(tmp) / "encoder.json"
+        encoder_path.write_text(
+            json.dumps({"vocabularies": encoder.vocabularies, "best_iteration": booster.best_iteration})
+        )
+        sample = model_input(example)
+        predictions = predict_xgboost(booster, encoder, example)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=_python_model_class()(),
+            artifacts={"booster": str(booster_path), "encoder": str(encoder_path)},
+            signature=infer_signature(sample, predictions),
+            input_example=sample.head(3),
+            code_paths=[str(MODELS_PACKAGE)],
+            pip_requirements=pinned_requirements("mlflow", "xgboost-cpu", "polars", "pandas", "numpy"),
+        )

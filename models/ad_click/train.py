@@ -1,0 +1,182 @@
+"""Training of the ad click models: a logistic-regression baseline and XGBoost, on a time split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from models.ad_click.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL, NUMERIC_FEATURES
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Days at the start are warm-up (their look-back history is incomplete); the last days are the test."""
+
+    warmup_days: int = 7
+    validation_days: int = 3
+    test_days: int = 4
+
+    def assign(self, features: pl.DataFrame) -> pl.DataFrame:
+        """Adds `split` (train/validation/test, null for warm-up) from each row's calendar day."""
+        days = features.select(pl.col("ts").dt.date().unique().sort()).to_series().to_list()
+        needed = self.warmup_days + self.validation_days + self.test_days + 1
+        if len(days) < needed:
+            raise ValueError(
+                f"time split needs at least {needed} days of features (warm-up {self.warmup_days}, validation "
+                f"{self.validation_days}, test {self.test_days}, train >= 1); got {len(days)}"
+            )
+        test_start = days[-self.test_days]
+        validation_start = days[-(self.test_days + self.validation_days)]
+        train_start = days[self.warmup_days]
+        day = pl.col("ts").dt.date()
+        return features.with_columns(
+            split=pl.when(day >= test_start)
+            .then(pl.lit("test"))
+            .when(day >= validation_start)
+            .then(pl.lit("validation"))
+            .when(day >= train_start)
+            .then(pl.lit("train"))
+            .otherwise(None)
+        )
+
+
+@dataclass
+class CategoryEncoder:
+    """Maps each categorical feature to codes learned on the training rows; unseen values become missing."""
+
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, frame: pl.DataFrame) -> CategoryEncoder:
+        return cls({c: sorted(frame[c].drop_nulls().unique().to_list()) for c in CATEGORICAL_FEATURES})
+
+    def transform(self, frame: pl.DataFrame) -> np.ndarray:
+        """The float32 design matrix in FEATURE_COLUMNS order (NaN marks a missing or unseen value)."""
+        encoded = frame.select(
+            *[
+                pl.col(c).replace_strict(vocab, list(range(len(vocab))), default=None, return_dtype=pl.Int32)
+                for c, vocab in self.vocabularies.items()
+            ],
+            *NUMERIC_FEATURES,
+        )
+        return encoded.select(FEATURE_COLUMNS).cast(pl.Float32).to_numpy()
+
+
+@dataclass
+class XGBoostParams:
+    max_depth: int = 7
+    learning_rate: float = 0.05
+    min_child_weight: float = 20.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    reg_lambda: float = 5.0
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 50
+    nthread: int = 2
+
+
+def train_xgboost(
+    train: pl.DataFrame,
+    validation: pl.DataFrame,
+    params: XGBoostParams,
+    on_round: Callable[[int, float], None] | None = None,
+):
+    """Returns (booster, encoder, validation log-loss curve). Stops early on the validation log loss."""
+    import xgboost as xgb
+
+    encoder = CategoryEncoder.fit(train)
+    dtrain = _dmatrix(encoder, train, label=True)
+    dvalid = _dmatrix(encoder, validation, label=True)
+    history: dict = {}
+    callbacks = [_progress_callback(on_round)] if on_round else []
+    booster = xgb.train(
+        {
+            "objective": "binary:logistic",
+            "eval_metric": "logloss",
+            "tree_method": "hist",
+            "max_depth": params.max_depth,
+            "eta": params.learning_rate,
+            "min_child_weight": params.min_child_weight,
+            "subsample": params.subsample,
+            "colsample_bytree": params.colsample_bytree,
+            "lambda": params.reg_lambda,
+            "nthread": params.nthread,
+            "seed": 0,
+        },
+        dtrain,
+        num_boost_round=params.num_boost_round,
+        evals=[(dvalid, "validation")],
+        early_stopping_rounds=params.early_stopping_rounds,
+        evals_result=history,
+        verbose_eval=False,
+        callbacks=callbacks,
+    )
+    return booster, encoder, history["validation"]["logloss"]
+
+
+def _progress_callback(on_round: Callable[[int, float], None]):
+    import xgboost as xgb
+
+    class Progress(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):
+            on_round(epoch, evals_log["validation"]["logloss"][-1])
+            return False
+
+    return Progress()
+
+
+FEATURE_TYPES = ["c" if c in CATEGORICAL_FEATURES else "q" for c in FEATURE_COLUMNS]
+
+
+def _dmatrix(encoder: CategoryEncoder, frame: pl.DataFrame, label: bool = False):
+    import xgboost as xgb
+
+    return xgb.DMatrix(
+        encoder.transform(frame),
+        label=frame[LABEL].to_numpy() if label else None,
+        feature_names=list(FEATURE_COLUMNS),
+        feature_types=FEATURE_TYPES,
+        enable_categorical=True,
+    )
+
+
+def predict_xgboost(booster, encoder: CategoryEncoder, frame: pl.DataFrame) -> np.ndarray:
+    return booster.predict(_dmatrix(encoder, frame), iteration_range=(0, booster.best_iteration + 1))
+
+
+def baseline_frame(frame: pl.DataFrame) -> pd.DataFrame:
+    """Input of the logistic-regression baseline: the feature columns as pandas."""
+    return frame.select(FEATURE_COLUMNS).to_pandas()
+
+
+def train_logistic_regression(train: pl.DataFrame):
+    """The book's baseline: logistic regression on one-hot categoricals and standardized numerics."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = make_pipeline(SimpleImputer(strategy="constant", fill_value=7 * 86_400.0), StandardScaler())
+    pipeline = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [
+                        ("categorical", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_FEATURES)),
+                        ("numeric", numeric, list(NUMERIC_FEATURES)),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(C=1.0, max_iter=500)),
+        ]
+    )
+    pipeline.fit(baseline_frame(train), train[LABEL].to_numpy())
+    return pipeline

@@ -1,0 +1,51 @@
+"""The one Dagster Definitions root: `dagster dev -m orchestration.definitions`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.settings import Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    from assets import ad_click
+    from assets.ad_click.training import AdClickTimeSplit
+    from orchestration.io import PolarsParquetIOManager
+    from orchestration.resources import AdClickSource, MlflowTracking
+
+    cfg = settings.ad_click
+    source = AdClickSource(
+        raw_dir=cfg.raw_dir,
+        landing_dir=str(settings.lake_dir / "landing" / "ad_click"),
+        start_date=cfg.start_date.isoformat(),
+        days=cfg.days,
+        seed=cfg.seed,
+        users=cfg.users,
+        ads=cfg.ads,
+        advertisers=cfg.advertisers,
+        impressions_per_day=cfg.impressions_per_day,
+    )
+    if cfg.raw_dir and not cfg.explicit_window:
+        start, days = source.data_window()
+        source = source.model_copy(update={"start_date": start.isoformat(), "days": days})
+    resources = {
+        "io_manager": PolarsParquetIOManager(base_dir=str(settings.lake_dir / "assets")),
+        "mlflow_tracking": MlflowTracking(
+            tracking_uri=settings.mlflow_tracking_uri,
+            artifact_root=settings.mlflow_artifact_root,
+            ui_url=settings.mlflow_ui_url,
+        ),
+        "source": source,
+        "time_split": AdClickTimeSplit(
+            warmup_days=cfg.warmup_days, validation_days=cfg.validation_days, test_days=cfg.test_days
+        ),
+    }
+    return dg.Definitions.merge(
+        ad_click.build_definitions(source.start_date, source.days),
+        dg.Definitions(resources=resources),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Settings.from_env())

@@ -1,0 +1,42 @@
+"""A polars parquet IO manager that handles daily partitions (dagster-polars cannot load on polars 2)."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import polars as pl
+from upath import UPath
+
+
+def write_parquet_atomically(frame: pl.DataFrame, path: os.PathLike | str) -> None:
+    """Write then rename: a reader sees the old file or the new one, never half of one."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+class _PolarsParquet(dg.UPathIOManager):
+    extension = ".parquet"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
+        if not isinstance(obj, pl.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, expected a polars DataFrame")
+        write_parquet_atomically(obj, str(path))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
+        return pl.read_parquet(str(path))
+
+
+class PolarsParquetIOManager(dg.ConfigurableIOManagerFactory):
+    """One parquet file per asset, or per partition: <base_dir>/<asset>/<partition>.parquet.
+
+    An unpartitioned asset reading a partitioned one receives {partition_key: DataFrame}.
+    """
+
+    base_dir: str
+
+    def create_io_manager(self, context) -> _PolarsParquet:
+        return _PolarsParquet(base_path=UPath(self.base_dir))

@@ -1,0 +1,153 @@
+"""Resources: MLflow tracking and registry, and the ad click raw-data source (simulator or your files)."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from orchestration.io import write_parquet_atomically
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """Tracking URI, one artifact location per experiment, and links to the MLflow UI."""
+
+    tracking_uri: str
+    artifact_root: str
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def _configure(self):
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        import mlflow
+
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return mlflow
+
+    def client(self):
+        mlflow = self._configure()
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        client = self.client()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = self.artifact_root if "://" in self.artifact_root else Path(self.artifact_root).resolve().as_uri()
+        return client.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}")
+
+    @contextlib.contextmanager
+    def start_run(self, experiment: str, run_name: str, tags: dict[str, str] | None = None) -> Iterator:
+        mlflow = self._configure()
+        with mlflow.start_run(experiment_id=self.experiment_id(experiment), run_name=run_name, tags=tags) as run:
+            yield run
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def model_url(self, name: str, version: str | int) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/models/{name}/versions/{version}"
+
+
+class AdClickSource(dg.ConfigurableResource):
+    """Where raw ad click data comes from: the seeded simulator, or parquet files of your own.
+
+    Your files (README "Bring your own data") live in `raw_dir` as users.parquet, ads.parquet and
+    impressions.parquet or impressions/*.parquet. The simulator's output is cached in `landing_dir`, keyed by
+    its configuration, so every partition reads the same world.
+    """
+
+    raw_dir: str | None = None
+    landing_dir: str
+    start_date: str = "2026-01-01"
+    days: int = 28
+    seed: int = 7
+    users: int = 20_000
+    ads: int = 1_500
+    advertisers: int = 150
+    impressions_per_day: int = 60_000
+
+    @property
+    def has_oracle(self) -> bool:
+        return self.raw_dir is None
+
+    @property
+    def description(self) -> str:
+        return f"your files in {self.raw_dir}" if self.raw_dir else f"simulator (seed {self.seed})"
+
+    def simulation_config(self):
+        from models.ad_click.simulator import SimulationConfig
+
+        return SimulationConfig(
+            seed=self.seed,
+            start_date=date.fromisoformat(self.start_date),
+            n_days=self.days,
+            n_users=self.users,
+            n_ads=self.ads,
+            n_advertisers=self.advertisers,
+            impressions_per_day=self.impressions_per_day,
+        )
+
+    def _landing(self) -> Path:
+        """The simulated world's tables, simulated once per configuration."""
+        config = self.simulation_config()
+        folder = Path(self.landing_dir) / f"sim-{config.fingerprint()}"
+        tables = ("users", "ads", "impressions", "oracle")
+        if not all((folder / f"{t}.parquet").exists() for t in tables):
+            from models.ad_click.simulator import simulate
+
+            world = simulate(config)
+            for table in tables:
+                write_parquet_atomically(getattr(world, table), folder / f"{table}.parquet")
+        return folder
+
+    def _files(self, table: str) -> list[str]:
+        assert self.raw_dir is not None
+        files = sorted(glob.glob(os.path.join(self.raw_dir, f"{table}.parquet")))
+        files += sorted(glob.glob(os.path.join(self.raw_dir, table, "*.parquet")))
+        if not files:
+            raise FileNotFoundError(
+                f"MLSD_AD_CLICK_RAW_DIR={self.raw_dir}: no {table}.parquet or {table}/*.parquet found"
+            )
+        return files
+
+    def _scan(self, table: str, columns: dict) -> pl.LazyFrame:
+        frame = pl.scan_parquet(self._files(table)) if self.raw_dir else pl.scan_parquet(self._landing() / f"{table}.parquet")
+        available = frame.collect_schema().names()
+        # Contract columns only: extras are ignored, and a missing column is reported by the blocking check.
+        return frame.select([c for c in columns if c in available])
+
+    def table(self, table: str, columns: dict) -> pl.DataFrame:
+        return self._scan(table, columns).collect()
+
+    def events_between(self, table: str, columns: dict, start: datetime, end: datetime) -> pl.DataFrame:
+        frame = self._scan(table, columns)
+        ts_type = frame.collect_schema().get("ts")
+        if ts_type is None:
+            raise ValueError(f"{table}: column 'ts' is missing; the raw-input contract needs it (datetime, UTC)")
+        if not isinstance(ts_type, pl.Datetime):
+            raise ValueError(f"{table}.ts has type {ts_type}; the raw-input contract needs a UTC datetime")
+        ts = pl.col("ts") if ts_type.time_zone else pl.col("ts").dt.replace_time_zone("UTC")
+        return frame.filter((ts >= start) & (ts < end)).collect()
+
+    def data_window(self) -> tuple[date, int]:
+        """First day and number of days covered by the impressions (your files) or the simulation."""
+        if not self.raw_dir:
+            return date.fromisoformat(self.start_date), self.days
+        bounds = pl.scan_parquet(self._files("impressions")).select(
+            first=pl.col("ts").min(), last=pl.col("ts").max()
+        ).collect()
+        first, last = bounds["first"][0], bounds["last"][0]
+        if first is None:
+            raise ValueError(f"MLSD_AD_CLICK_RAW_DIR={self.raw_dir}: impressions are empty")
+        to_utc = (lambda t: t.astimezone(timezone.utc)) if first.tzinfo else (lambda t: t)
+        first_day, last_day = to_utc(first).date(), to_utc(last).date()
+        return first_day, (last_day - first_day + timedelta(days=1)).days

@@ -1,0 +1,87 @@
+"""Every setting the project reads from the environment, in one place, with its default.
+
+Read when Dagster loads the definitions or a command starts, never at import time. The README lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class AdClickSettings:
+    raw_dir: str | None = None  # parquet files of your own; None runs the simulator
+    start_date: date = date(2026, 1, 1)
+    days: int = 28
+    seed: int = 7
+    users: int = 20_000
+    ads: int = 1_500
+    advertisers: int = 150
+    impressions_per_day: int = 60_000
+    warmup_days: int = 7
+    validation_days: int = 3
+    test_days: int = 4
+    explicit_window: bool = False  # start date or days set by hand; else your files' dates decide
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    lake_dir: Path
+    mlflow_tracking_uri: str
+    mlflow_artifact_root: str
+    mlflow_ui_url: str
+    bentoml_home: Path
+    ad_click: AdClickSettings = field(default_factory=AdClickSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        state = Path(env.get("MLSD_STATE_DIR", PROJECT_ROOT / ".mlsd")).resolve()
+        ad_click = AdClickSettings(
+            raw_dir=env.get("MLSD_AD_CLICK_RAW_DIR") or None,
+            **_ad_click_overrides(env),
+        )
+        return cls(
+            state_dir=state,
+            lake_dir=Path(env.get("MLSD_LAKE_DIR", state / "lake")).resolve(),
+            mlflow_tracking_uri=env.get("MLSD_MLFLOW_TRACKING_URI", f"sqlite:///{state / 'mlflow' / 'mlflow.db'}"),
+            mlflow_artifact_root=env.get("MLSD_MLFLOW_ARTIFACT_ROOT", str(state / "mlflow" / "artifacts")),
+            mlflow_ui_url=env.get("MLSD_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+            bentoml_home=Path(env.get("BENTOML_HOME", state / "bentoml")).resolve(),
+            ad_click=ad_click,
+        )
+
+    def with_ad_click(self, **changes) -> Settings:
+        return replace(self, ad_click=replace(self.ad_click, **changes))
+
+
+_AD_CLICK_ENV = {
+    "MLSD_AD_CLICK_START_DATE": ("start_date", date.fromisoformat),
+    "MLSD_AD_CLICK_DAYS": ("days", int),
+    "MLSD_AD_CLICK_SEED": ("seed", int),
+    "MLSD_AD_CLICK_USERS": ("users", int),
+    "MLSD_AD_CLICK_ADS": ("ads", int),
+    "MLSD_AD_CLICK_IMPRESSIONS_PER_DAY": ("impressions_per_day", int),
+    "MLSD_AD_CLICK_WARMUP_DAYS": ("warmup_days", int),
+    "MLSD_AD_CLICK_VALIDATION_DAYS": ("validation_days", int),
+    "MLSD_AD_CLICK_TEST_DAYS": ("test_days", int),
+}
+
+
+def _ad_click_overrides(env: Mapping[str, str]) -> dict:
+    overrides = {}
+    for name, (attribute, parse) in _AD_CLICK_ENV.items():
+        if env.get(name):
+            try:
+                overrides[attribute] = parse(env[name])
+            except ValueError as error:
+                raise ValueError(f"{name}={env[name]!r} is not valid: {error}") from None
+    overrides["explicit_window"] = "start_date" in overrides or "days" in overrides
+    return overrides
