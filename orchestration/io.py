@@ -27,6 +27,12 @@ class _PolarsParquet(dg.UPathIOManager):
         write_parquet_atomically(obj, str(path))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
+        if not path.exists():
+            # Feature history needs every earlier day: name what is missing rather than compute on a gap.
+            raise FileNotFoundError(
+                f"{context.upstream_output.asset_key.to_user_string()} has not been materialized at {path}; "
+                "materialize that partition first"
+            )
         return pl.read_parquet(str(path))
 
 

@@ -24,6 +24,10 @@ def _failed_checks(result) -> list[str]:
     ]
 
 
+# Progress lines stay readable; every event is still stored in the instance for the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def run_ad_click(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.AssetMaterialization:
     from assets.ad_click import DAILY_JOB, TRAINING_JOB
 
@@ -31,14 +35,16 @@ def run_ad_click(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.Asset
     keys = daily.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
     started = time.monotonic()
     for i, key in enumerate(keys, 1):
-        result = daily.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+        result = daily.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET)
         failed = _failed_checks(result)
         elapsed = time.monotonic() - started
         print(f"[ad_click] day {i}/{len(keys)} {key}: {'ok' if result.success else 'FAILED'} ({elapsed:.0f}s)", flush=True)
         if not result.success or failed:
             raise SystemExit(f"ad_click daily run for {key} failed (run {result.run_id}): " + "; ".join(failed))
     print("[ad_click] training: time split, baseline, XGBoost, registry, evaluation...", flush=True)
-    result = defs.resolve_job_def(TRAINING_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    result = defs.resolve_job_def(TRAINING_JOB).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET
+    )
     failed = _failed_checks(result)
     if not result.success or failed:
         raise SystemExit(f"ad_click training run failed (run {result.run_id}): " + "; ".join(failed))

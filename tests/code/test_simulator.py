@@ -1,0 +1,57 @@
+from dataclasses import replace
+
+import polars as pl
+
+from expectations.ad_click import ADS_SCHEMA, IMPRESSIONS_SCHEMA, USERS_SCHEMA
+from models.ad_click.simulator import SimulationConfig, simulate
+
+TINY = SimulationConfig(n_days=3, n_users=300, n_ads=40, n_advertisers=8, impressions_per_day=2_000)
+
+
+def test_same_seed_same_world_to_the_last_row():
+    first, second = simulate(TINY), simulate(TINY)
+    for table in ("users", "ads", "impressions", "oracle"):
+        assert getattr(first, table).equals(getattr(second, table)), table
+
+
+def test_another_seed_another_world():
+    assert not simulate(TINY).impressions.equals(simulate(replace(TINY, seed=8)).impressions)
+
+
+def test_tables_follow_the_raw_input_contract(small_world):
+    assert dict(small_world.impressions.schema) == IMPRESSIONS_SCHEMA
+    assert dict(small_world.users.schema) == USERS_SCHEMA
+    assert dict(small_world.ads.schema) == ADS_SCHEMA
+
+
+def test_click_rate_matches_the_configured_base_rate_and_the_oracle(small_world):
+    ctr = small_world.impressions["clicked"].mean()
+    assert abs(small_world.oracle["p_click"].mean() - 0.03) < 1e-3
+    assert abs(ctr - 0.03) < 0.005
+
+
+def test_clicks_follow_the_oracle_probabilities(small_world):
+    joined = small_world.impressions.join(small_world.oracle, on="impression_id")
+    by_bin = joined.group_by(pl.col("p_click").qcut(4, labels=["q1", "q2", "q3", "q4"]).alias("q")).agg(
+        ctr=pl.col("clicked").mean(), p=pl.col("p_click").mean()
+    ).sort("q")
+    # The highest-probability quarter clicks far more than the lowest, and each bin's rate is near its mean p.
+    assert by_bin["ctr"][-1] > 2 * by_bin["ctr"][0]
+    assert ((by_bin["ctr"] - by_bin["p"]).abs() < 0.012).all()
+
+
+def test_position_bias_and_fatigue_lower_the_true_probability(small_world):
+    joined = small_world.impressions.join(small_world.oracle, on="impression_id")
+    by_position = joined.group_by("position").agg(pl.col("p_click").mean()).sort("position")["p_click"]
+    assert by_position[0] > by_position[3]
+    repeat = joined.with_columns(n=pl.int_range(pl.len()).over("user_id", "ad_id"))
+    first_view = repeat.filter(pl.col("n") == 0)["p_click"].mean()
+    later_view = repeat.filter(pl.col("n") >= 2)["p_click"].mean()
+    assert later_view < first_view
+
+
+def test_entities_exist_before_their_impressions(small_world):
+    joined = small_world.impressions.join(small_world.users, on="user_id").join(small_world.ads, on="ad_id")
+    assert joined.height == small_world.impressions.height
+    assert (joined["signup_ts"] < joined["ts"]).all()
+    assert (joined["created_ts"] < joined["ts"]).all()

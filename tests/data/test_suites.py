@@ -1,0 +1,178 @@
+"""Each suite passes on clean data and catches every defect injected on purpose, naming the column."""
+
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+from expectations import ad_click as suites
+from expectations.runner import run_suite
+from models.ad_click.features import point_in_time_features, day_bounds
+
+DAY = "2026-01-04"
+
+
+@pytest.fixture(scope="module")
+def day_impressions(small_world):
+    start, end = day_bounds(DAY)
+    return small_world.impressions.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+
+
+@pytest.fixture(scope="module")
+def impressions_suite(small_world):
+    start, end = day_bounds(DAY)
+    return suites.impressions_suite(start, end, small_world.users["user_id"].to_list(), small_world.ads["ad_id"].to_list())
+
+
+@pytest.fixture(scope="module")
+def features(small_world):
+    start, _ = day_bounds(DAY)
+    return point_in_time_features(small_world.impressions, small_world.users, small_world.ads, targets_from=start)
+
+
+def _first_rows(n: int) -> pl.Expr:
+    return pl.int_range(pl.len()) < n
+
+
+def _failed_columns(result) -> set:
+    return {f.column for f in result.failures}
+
+
+def test_clean_data_passes_every_suite(small_world, day_impressions, impressions_suite, features):
+    assert run_suite(small_world.users, suites.users_suite()).success
+    assert run_suite(small_world.ads, suites.ads_suite()).success
+    assert run_suite(day_impressions, impressions_suite).success
+    assert run_suite(features, suites.features_suite()).success
+    assert run_suite(features, suites.leakage_suite()).success
+
+
+IMPRESSION_DEFECTS = {
+    "missing column": (lambda f: f.drop("device"), "device", "missing"),
+    "wrong type": (lambda f: f.with_columns(pl.col("position").cast(pl.String)), "position", "has type String"),
+    "naive timestamps": (lambda f: f.with_columns(pl.col("ts").dt.replace_time_zone(None)), "ts", "has type"),
+    "duplicate id": (
+        lambda f: f.with_columns(impression_id=pl.when(_first_rows(2)).then(pl.lit("dup")).otherwise("impression_id")),
+        "impression_id",
+        "2 unexpected",
+    ),
+    "null id": (
+        lambda f: f.with_columns(impression_id=pl.when(_first_rows(1)).then(None).otherwise("impression_id")),
+        "impression_id",
+        "1 unexpected",
+    ),
+    "position out of range": (
+        lambda f: f.with_columns(position=pl.when(_first_rows(3)).then(0).otherwise("position")), "position", "3 unexpected"
+    ),
+    "click not 0/1": (lambda f: f.with_columns(clicked=pl.when(_first_rows(1)).then(2).otherwise("clicked")), "clicked", "1 unexpected"),
+    "ts outside the day": (
+        lambda f: f.with_columns(ts=pl.when(_first_rows(1)).then(pl.col("ts") - timedelta(days=1)).otherwise("ts")),
+        "ts",
+        "1 unexpected",
+    ),
+    "unknown user": (
+        lambda f: f.with_columns(user_id=pl.when(_first_rows(4)).then(pl.lit("ghost")).otherwise("user_id")), "user_id", "4 unexpected"
+    ),
+    "unknown ad": (lambda f: f.with_columns(ad_id=pl.when(_first_rows(1)).then(pl.lit("ghost")).otherwise("ad_id")), "ad_id", "1 unexpected"),
+}
+
+
+@pytest.mark.parametrize("defect", IMPRESSION_DEFECTS)
+def test_impressions_suite_catches(defect, day_impressions, impressions_suite):
+    inject, column, problem = IMPRESSION_DEFECTS[defect]
+    result = run_suite(inject(day_impressions), impressions_suite)
+    assert not result.success
+    matching = [f for f in result.failures if f.column == column and problem in f.problem]
+    assert matching, result.markdown()
+
+
+def test_failure_report_carries_example_rows(day_impressions, impressions_suite):
+    broken = IMPRESSION_DEFECTS["position out of range"][0](day_impressions)
+    failure = next(f for f in run_suite(broken, impressions_suite).failures if f.column == "position")
+    assert failure.unexpected_count == 3
+    assert {e["impression_id"] for e in failure.examples} == set(day_impressions["impression_id"][:3])
+
+
+@pytest.mark.parametrize(
+    "table,suite,inject,column",
+    [
+        ("users", suites.users_suite, lambda f: f.drop("country"), "country"),
+        ("users", suites.users_suite, lambda f: f.with_columns(pl.col("age").cast(pl.Float64)), "age"),
+        ("users", suites.users_suite, lambda f: pl.concat([f, f.head(1)]), "user_id"),
+        ("users", suites.users_suite, lambda f: f.with_columns(user_id=pl.when(_first_rows(1)).then(None).otherwise("user_id")), "user_id"),
+        ("users", suites.users_suite, lambda f: f.with_columns(age=pl.when(_first_rows(1)).then(7).otherwise("age")), "age"),
+        ("ads", suites.ads_suite, lambda f: f.drop("category"), "category"),
+        ("ads", suites.ads_suite, lambda f: pl.concat([f, f.head(2)]), "ad_id"),
+        ("ads", suites.ads_suite, lambda f: f.with_columns(ad_id=pl.when(_first_rows(1)).then(None).otherwise("ad_id")), "ad_id"),
+        ("ads", suites.ads_suite, lambda f: f.with_columns(pl.col("created_ts").cast(pl.String)), "created_ts"),
+    ],
+)
+def test_dimension_suites_catch(small_world, table, suite, inject, column):
+    result = run_suite(inject(getattr(small_world, table)), suite())
+    assert column in _failed_columns(result), result.markdown()
+
+
+FEATURE_DEFECTS = {
+    "missing column": (lambda f: f.drop("ad_ctr_1d"), "ad_ctr_1d"),
+    "wrong type": (lambda f: f.with_columns(pl.col("user_clicks_1h").cast(pl.Float64)), "user_clicks_1h"),
+    "rate above one": (lambda f: f.with_columns(user_ctr_7d=pl.when(_first_rows(1)).then(1.5).otherwise("user_ctr_7d").cast(pl.Float32)), "user_ctr_7d"),
+    "null where none is allowed": (
+        lambda f: f.with_columns(user_tenure_days=pl.when(_first_rows(1)).then(None).otherwise("user_tenure_days")),
+        "user_tenure_days",
+    ),
+    "duplicate id": (lambda f: pl.concat([f, f.head(1)]), "impression_id"),
+}
+
+
+@pytest.mark.parametrize("defect", FEATURE_DEFECTS)
+def test_features_suite_catches(defect, features):
+    inject, column = FEATURE_DEFECTS[defect]
+    assert column in _failed_columns(run_suite(inject(features), suites.features_suite()))
+
+
+def test_leakage_suite_catches_a_feature_computed_from_the_future(small_world, features):
+    """Aggregates whose window includes the impression itself: history reaches ts, and clicks track the label."""
+    future = features.with_columns(
+        history_asof_ts=pl.col("ts"),
+        user_clicks_1h=(pl.col("user_clicks_1h") + pl.col("clicked").cast(pl.UInt32)),
+    )
+    result = run_suite(future, suites.leakage_suite())
+    assert not result.success
+    assert "ts > history_asof_ts" in _failed_columns(result)
+    correlation = next(f for f in result.failures if f.expectation == "expect_no_column_to_correlate_with_label")
+    assert "user_clicks_1h" in correlation.problem
+
+
+def test_leakage_suite_catches_the_label_copied_into_a_feature(features):
+    copied = features.with_columns(ad_ctr_1h=pl.col("clicked").cast(pl.Float32))
+    failure = next(f for f in run_suite(copied, suites.leakage_suite()).failures)
+    assert "ad_ctr_1h" in failure.problem and "1.0" in failure.problem
+
+
+def test_model_inputs_suite_rejects_the_label_as_an_input():
+    from models.ad_click.features import FEATURE_COLUMNS, LABEL
+
+    assert run_suite(pl.DataFrame({"feature": list(FEATURE_COLUMNS)}), suites.model_inputs_suite()).success
+    bad = pl.DataFrame({"feature": [*FEATURE_COLUMNS, LABEL]})
+    assert "feature" in _failed_columns(run_suite(bad, suites.model_inputs_suite()))
+
+
+def _split_frame(days: dict[str, list[int]]) -> pl.DataFrame:
+    from datetime import datetime, timezone
+
+    rows = [(split, datetime(2026, 1, d, 12, tzinfo=timezone.utc)) for split, ds in days.items() for d in ds]
+    return pl.DataFrame({"split": [r[0] for r in rows], "ts": [r[1] for r in rows]}).with_columns(
+        pl.col("ts").dt.cast_time_unit("us")
+    )
+
+
+@pytest.mark.parametrize(
+    "days,ok",
+    [
+        ({"train": [1, 2], "validation": [3], "test": [4]}, True),
+        ({"train": [1, 3], "validation": [2], "test": [4]}, False),  # overlapping windows
+        ({"train": [3], "validation": [1], "test": [2]}, False),  # wrong order
+        ({"train": [1], "validation": [2]}, False),  # no test window
+    ],
+)
+def test_split_suite_requires_disjoint_ordered_windows(days, ok):
+    assert run_suite(suites.split_windows(_split_frame(days)), suites.split_suite()).success is ok

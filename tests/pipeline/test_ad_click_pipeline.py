@@ -1,0 +1,128 @@
+"""In-process materialization of the whole ad click group on small data, against a temporary instance."""
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from orchestration.definitions import build_definitions
+from orchestration.main import run_ad_click
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """One full run on a small simulation, shared by the tests that only read its results."""
+    from orchestration.settings import Settings
+    from tests.conftest import SMALL
+
+    state = tmp_path_factory.mktemp("state")
+    settings = Settings.from_env({"MLSD_STATE_DIR": str(state)}).with_ad_click(**SMALL)
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    evaluation = run_ad_click(defs, instance)
+    return settings, defs, instance, evaluation
+
+
+def _checks(instance: dg.DagsterInstance) -> list:
+    records = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    return [r.event_log_entry.dagster_event.event_specific_data for r in records]
+
+
+def test_every_asset_and_check_of_the_group_ran_and_passed(pipeline):
+    _, defs, instance, _ = pipeline
+    for spec in defs.resolve_all_asset_specs():
+        assert instance.get_latest_materialization_event(spec.key) is not None, spec.key
+    evaluations = _checks(instance)
+    names = {e.check_name for e in evaluations}
+    assert names == {c.name for c in defs.resolve_asset_graph().asset_check_keys}
+    assert all(e.passed for e in evaluations)
+
+
+def test_challenger_is_registered_and_evaluation_compares_with_baseline_and_oracle(pipeline):
+    settings, _, _, evaluation = pipeline
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    challenger = client.get_model_version_by_alias("ad_click_ctr", "challenger")
+    run = client.get_run(challenger.run_id)
+    assert run.data.metrics["test_nce"] < 1.0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/roc.png", "plots/precision_recall.png", "plots/calibration.png", "plots/feature_importance.png"} <= artifacts
+    metadata = evaluation.metadata
+    assert metadata["oracle"].value == "simulator's true click probabilities"
+    table = metadata["comparison"].value
+    assert "baseline (logistic regression)" in table and "oracle (true probability)" in table
+    # The model cannot beat the truth, and both models beat the background rate.
+    assert metadata["xgboost_nce_vs_oracle"].value > 1.0
+    assert metadata["xgboost_nce"].value < 1.0 and metadata["baseline_nce"].value < 1.0
+
+
+def test_rerunning_a_partition_replaces_it_without_duplicates(pipeline):
+    settings, defs, instance, _ = pipeline
+    path = settings.lake_dir / "assets" / "ad_click_impressions" / "2026-01-05.parquet"
+    before = pl.read_parquet(path)
+    result = defs.resolve_job_def("ad_click_daily_job").execute_in_process(partition_key="2026-01-05", instance=instance)
+    assert result.success
+    after = pl.read_parquet(path)
+    assert after.equals(before)
+    assert after["impression_id"].n_unique() == after.height
+    assert not list(path.parent.glob("*.tmp-*"))
+
+
+def test_a_missing_history_day_is_named_not_skipped(small_settings):
+    defs = build_definitions(small_settings)
+    result = defs.resolve_job_def("ad_click_daily_job").execute_in_process(
+        partition_key="2026-01-02", instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "ad_click_impressions has not been materialized" in str(failure.event_specific_data.error)
+    assert "2026-01-01.parquet" in str(failure.event_specific_data.error)
+
+
+def _write_world(world, folder, impressions: pl.DataFrame | None = None):
+    folder.mkdir(parents=True)
+    (folder / "impressions").mkdir()
+    impressions = world.impressions if impressions is None else impressions
+    # Extra columns are part of real exports; the contract ignores them.
+    impressions.with_columns(campaign=pl.lit("c1")).write_parquet(folder / "impressions" / "part-0.parquet")
+    world.users.with_columns(locale=pl.lit("en")).write_parquet(folder / "users.parquet")
+    world.ads.write_parquet(folder / "ads.parquet")
+
+
+def test_bad_data_stops_at_the_blocking_check(small_world, small_settings, tmp_path):
+    raw = tmp_path / "raw"
+    day = pl.col("ts").dt.date().cast(pl.String) == "2026-01-03"
+    bad = small_world.impressions.with_columns(
+        position=pl.when(day & (pl.int_range(pl.len()) % 50 == 0)).then(0).otherwise("position")
+    )
+    _write_world(small_world, raw, bad)
+    defs = build_definitions(small_settings.with_ad_click(raw_dir=str(raw)))
+    instance = dg.DagsterInstance.ephemeral()
+    daily = defs.resolve_job_def("ad_click_daily_job")
+    for day in ("2026-01-01", "2026-01-02"):
+        assert daily.execute_in_process(partition_key=day, instance=instance).success
+    result = daily.execute_in_process(partition_key="2026-01-03", instance=instance, raise_on_error=False)
+    assert not result.success
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert [e.asset_check_key.name for e in failed] == ["ad_click_impressions_valid"]
+    assert "position" in failed[0].metadata["failed_expectations"].value
+    features = instance.get_latest_materialization_event(dg.AssetKey("ad_click_features"))
+    assert features.dagster_event.partition == "2026-01-02"  # nothing downstream of the bad day was written
+
+
+@pytest.mark.slow
+def test_bring_your_own_data_runs_the_whole_group_and_says_there_is_no_oracle(small_world, small_settings, tmp_path):
+    raw = tmp_path / "raw"
+    _write_world(small_world, raw)
+    from orchestration.settings import Settings
+
+    settings = Settings.from_env({"MLSD_STATE_DIR": str(tmp_path / "state"), "MLSD_AD_CLICK_RAW_DIR": str(raw)})
+    settings = settings.with_ad_click(warmup_days=2, validation_days=2, test_days=2)
+    defs = build_definitions(settings)
+    daily = defs.resolve_job_def("ad_click_daily_job")
+    assert daily.partitions_def.get_partition_keys()[0] == "2026-01-01"
+    assert len(daily.partitions_def.get_partition_keys()) == 10  # the window comes from the files' dates
+    evaluation = run_ad_click(defs, dg.DagsterInstance.ephemeral())
+    assert evaluation.metadata["oracle"].value == "none: user-provided data has no oracle"
+    assert "oracle (true probability)" not in evaluation.metadata["comparison"].value
+    assert evaluation.metadata["xgboost_nce"].value < 1.0
