@@ -32,3 +32,63 @@ def small_settings(tmp_path):
     from orchestration.settings import Settings
 
     return Settings.from_env({"MLSD_STATE_DIR": str(tmp_path / "state")}).with_ad_click(**SMALL)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server on a free loopback port, stopped at the end of the session."""
+    import shutil
+    import subprocess
+    import time
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is not installed: `./dev.sh setup` installs it (Debian package redis-server)")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def online_store(request, tmp_path):
+    """Each online-store test runs against both backends."""
+    from models.online_store import open_store
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'online.db'}"
+    else:
+        url = request.getfixturevalue("redis_url")
+    namespace = f"test-{request.node.name}"
+    store = open_store(url, namespace)
+    yield store
+    store.close()

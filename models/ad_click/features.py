@@ -6,6 +6,7 @@ before the impression, so an event at or after t (including the impression's own
 
 from __future__ import annotations
 
+import bisect
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
@@ -64,6 +65,44 @@ def _epoch_us(column: str) -> pl.Expr:
     return pl.col(column).dt.epoch("us")
 
 
+def ctr(impressions: pl.Expr, clicks: pl.Expr) -> pl.Expr:
+    return ((clicks + PRIOR_STRENGTH * PRIOR_CTR) / (impressions + PRIOR_STRENGTH)).cast(pl.Float32)
+
+
+def _derived_features() -> list[pl.Expr]:
+    """Features derived from the row's own time and entities, identical offline and online.
+
+    Needs ts, signup_ts, created_ts, position, age and _last_user_ad_us (the user's last view of the ad).
+    """
+    return [
+        ((pl.col("ts").dt.epoch("us") - pl.col("_last_user_ad_us")) / 1e6).cast(pl.Float32).alias("seconds_since_user_saw_ad"),
+        pl.col("ts").dt.hour().cast(pl.Int32).alias("hour_of_day"),
+        pl.col("ts").dt.weekday().cast(pl.Int32).alias("day_of_week"),
+        ((pl.col("ts") - pl.col("signup_ts")).dt.total_seconds() / 86_400).cast(pl.Float32).alias("user_tenure_days"),
+        ((pl.col("ts") - pl.col("created_ts")).dt.total_seconds() / 86_400).cast(pl.Float32).alias("ad_age_days"),
+        pl.col("position").cast(pl.Int32),
+        pl.col("age").cast(pl.Int32),
+    ]
+
+
+def _age_bucket() -> pl.Expr:
+    return pl.col("age").cut(list(AGE_BUCKET_EDGES), left_closed=True).cast(pl.String).alias("age_bucket")
+
+
+def _events(impressions: pl.DataFrame, users: pl.DataFrame, ads: pl.DataFrame) -> pl.LazyFrame:
+    return (
+        impressions.lazy()
+        .join(ads.lazy().select("ad_id", "advertiser_id", "category", "created_ts"), on="ad_id", how="left")
+        .join(users.lazy().select("user_id", "age", "gender", "country", "signup_ts"), on="user_id", how="left")
+        .with_columns(
+            _one=pl.lit(1, pl.UInt32),
+            _clicked=pl.col(LABEL).cast(pl.UInt32),
+            _ts_us=_epoch_us("ts"),
+            age_bucket=_age_bucket(),
+        )
+    )
+
+
 def point_in_time_features(
     impressions: pl.DataFrame,
     users: pl.DataFrame,
@@ -75,31 +114,15 @@ def point_in_time_features(
     `impressions` must hold every event of the look-back window before `targets_from` for the aggregates
     to be complete. The result has KEY_COLUMNS, FEATURE_COLUMNS and the label, one row per target impression.
     """
-    events = (
-        impressions.lazy()
-        .join(ads.lazy().select("ad_id", "advertiser_id", "category", "created_ts"), on="ad_id", how="left")
-        .join(users.lazy().select("user_id", "age", "gender", "country", "signup_ts"), on="user_id", how="left")
-        .with_columns(
-            _one=pl.lit(1, pl.UInt32),
-            _clicked=pl.col(LABEL).cast(pl.UInt32),
-            _ts_us=_epoch_us("ts"),
-            age_bucket=pl.col("age").cut(list(AGE_BUCKET_EDGES), left_closed=True),
-        )
-        .sort("ts", maintain_order=True)
-    )
+    events = _events(impressions, users, ads).sort("ts", maintain_order=True)
     aggregates: list[pl.Expr] = []
-    last_seen: list[pl.Expr] = []
     for entity, (keys, windows) in ENTITIES.items():
         for window in windows:
             n = pl.col("_one").rolling_sum_by("ts", window, closed="left").over(keys).fill_null(0)
             c = pl.col("_clicked").rolling_sum_by("ts", window, closed="left").over(keys).fill_null(0)
-            aggregates += [
-                n.alias(f"{entity}_impressions_{window}"),
-                c.alias(f"{entity}_clicks_{window}"),
-                ((c + PRIOR_STRENGTH * PRIOR_CTR) / (n + PRIOR_STRENGTH)).cast(pl.Float32).alias(f"{entity}_ctr_{window}"),
-            ]
+            aggregates += [n.alias(f"{entity}_impressions_{window}"), c.alias(f"{entity}_clicks_{window}")]
         if entity in HISTORY_ENTITIES:
-            last_seen.append(
+            aggregates.append(
                 pl.col("_ts_us").rolling_max_by("ts", "7d", closed="left").over(keys).alias(f"_last_{entity}_us")
             )
     user_ad = ("user_id", "ad_id")
@@ -107,20 +130,142 @@ def point_in_time_features(
         pl.col("_one").rolling_sum_by("ts", "7d", closed="left").over(user_ad).fill_null(0).alias("user_ad_impressions_7d"),
         pl.col("_ts_us").rolling_max_by("ts", "7d", closed="left").over(user_ad).alias("_last_user_ad_us"),
     ]
-    features = events.with_columns(aggregates + last_seen)
+    features = events.with_columns(aggregates)
     if targets_from is not None:
         features = features.filter(pl.col("ts") >= targets_from)
     features = features.with_columns(
+        *_ctr_columns(),
+        *_derived_features(),
         history_asof_ts=pl.max_horizontal([f"_last_{e}_us" for e in HISTORY_ENTITIES]).cast(pl.Datetime("us", "UTC")),
-        seconds_since_user_saw_ad=((pl.col("_ts_us") - pl.col("_last_user_ad_us")) / 1e6).cast(pl.Float32),
-        hour_of_day=pl.col("ts").dt.hour().cast(pl.Int32),
-        day_of_week=pl.col("ts").dt.weekday().cast(pl.Int32),
-        user_tenure_days=((pl.col("ts") - pl.col("signup_ts")).dt.total_seconds() / 86_400).cast(pl.Float32),
-        ad_age_days=((pl.col("ts") - pl.col("created_ts")).dt.total_seconds() / 86_400).cast(pl.Float32),
-        position=pl.col("position").cast(pl.Int32),
-        age=pl.col("age").cast(pl.Int32),
     )
     return features.select(*KEY_COLUMNS, *FEATURE_COLUMNS, LABEL).collect()
+
+
+def _ctr_columns() -> list[pl.Expr]:
+    return [
+        ctr(pl.col(f"{entity}_impressions_{window}"), pl.col(f"{entity}_clicks_{window}")).alias(f"{entity}_ctr_{window}")
+        for entity, (_, windows) in ENTITIES.items()
+        for window in windows
+    ]
+
+
+# ---- Serving: the same features from a snapshot of the latest aggregates ----------------------------------
+
+COUNT_COLUMNS = tuple(c for c in AGGREGATE_FEATURES if "_ctr_" not in c)
+REQUEST_COLUMNS = ("user_id", "ad_id", "ts", "position", "device")
+
+
+def online_snapshot(
+    impressions: pl.DataFrame, users: pl.DataFrame, ads: pl.DataFrame, as_of: datetime
+) -> dict[str, pl.DataFrame]:
+    """Per entity, the aggregates a request at `as_of` would see: counts over [as_of - window, as_of).
+
+    Entities: `user` (demographics, counts, and the ads seen in the last 7 days with count and last view),
+    `ad` (attributes and counts), and one frame of counts per other entity of ENTITIES. An entity with no
+    event in the last 7 days has no row: serving treats it as zero history, as the offline features do.
+    """
+    events = _events(impressions, users, ads).filter((pl.col("ts") < as_of) & (pl.col("ts") >= as_of - LOOKBACK))
+    frames: dict[str, pl.DataFrame] = {}
+    for entity, (keys, windows) in ENTITIES.items():
+        aggregations = []
+        for window in windows:
+            recent = pl.col("ts") >= as_of - _duration(window)
+            aggregations += [
+                pl.col("_one").filter(recent).sum().cast(pl.UInt32).alias(f"{entity}_impressions_{window}"),
+                pl.col("_clicked").filter(recent).sum().cast(pl.UInt32).alias(f"{entity}_clicks_{window}"),
+            ]
+        frames[entity] = events.group_by(keys).agg(aggregations).collect()
+    seen = (
+        events.group_by("user_id", "ad_id")
+        .agg(n=pl.len().cast(pl.UInt32), last_us=pl.col("_ts_us").max())
+        .group_by("user_id")
+        .agg(recent_ads=pl.struct("ad_id", "n", "last_us"))
+    )
+    user_attributes = users.lazy().select("user_id", "age", "gender", "country", "signup_ts")
+    frames["user"] = (
+        user_attributes.join(frames["user"].lazy(), on="user_id", how="left")
+        .join(seen, on="user_id", how="left")
+        .collect()
+    )
+    ad_attributes = ads.lazy().select("ad_id", "advertiser_id", "category", "created_ts")
+    frames["ad"] = ad_attributes.join(frames["ad"].lazy(), on="ad_id", how="left").collect()
+    return frames
+
+
+def _duration(window: str) -> timedelta:
+    return {"1h": timedelta(hours=1), "1d": timedelta(days=1), "7d": timedelta(days=7)}[window]
+
+
+def online_features(requests: pl.DataFrame, records: dict[str, list[dict | None]]) -> pl.DataFrame:
+    """FEATURE_COLUMNS for request rows (REQUEST_COLUMNS) from online-store records, one list per entity.
+
+    `records[entity][i]` is the record of request i's entity (None when unknown): the same derivations as
+    the offline features, so a snapshot taken at the request time gives identical values.
+    """
+    n = requests.height
+    columns: dict[str, list] = {c: [] for c in COUNT_COLUMNS}
+    attributes: dict[str, list] = {c: [] for c in ("age", "gender", "country", "signup_ts", "advertiser_id", "category", "created_ts")}
+    user_ad_n, user_ad_last = [], []
+    for i in range(n):
+        user = records["user"][i] or {}
+        ad = records["ad"][i] or {}
+        for column in attributes:
+            attributes[column].append(user.get(column, ad.get(column)))
+        recent = (user.get("recent_ads") or {}).get(requests["ad_id"][i])
+        user_ad_n.append(recent[0] if recent else 0)
+        user_ad_last.append(recent[1] if recent else None)
+        for entity, (_, windows) in ENTITIES.items():
+            record = records[entity][i] or {}
+            for window in windows:
+                for stat in ("impressions", "clicks"):
+                    name = f"{entity}_{stat}_{window}"
+                    columns[name].append(record.get(name) or 0)
+    utc = pl.Datetime("us", "UTC")
+    frame = requests.with_columns(
+        *[pl.Series(c, v, dtype=pl.UInt32) for c, v in columns.items()],
+        pl.Series("age", attributes["age"], dtype=pl.Int64),
+        *[pl.Series(c, attributes[c], dtype=pl.String) for c in ("gender", "country", "advertiser_id", "category")],
+        *[pl.Series(c, attributes[c], dtype=pl.Int64).cast(utc) for c in ("signup_ts", "created_ts")],
+        pl.Series("user_ad_impressions_7d", user_ad_n, dtype=pl.UInt32),
+        pl.Series("_last_user_ad_us", user_ad_last, dtype=pl.Int64),
+        pl.col("ts").cast(utc),
+    )
+    return frame.with_columns(*_ctr_columns(), *_derived_features()).select(FEATURE_COLUMNS)
+
+
+def entity_keys(requests: pl.DataFrame, users: dict[str, dict | None], ads: dict[str, dict | None]) -> dict[str, list[str | None]]:
+    """Store keys of every entity a request row needs, given the user and ad records already fetched."""
+    keys: dict[str, list[str | None]] = {entity: [] for entity in ENTITIES if entity not in ("user", "ad")}
+    for user_id, ad_id in zip(requests["user_id"], requests["ad_id"]):
+        user, ad = users.get(user_id) or {}, ads.get(ad_id) or {}
+        category = ad.get("category")
+        values = {
+            "user_id": user_id,
+            "ad_id": ad_id,
+            "advertiser_id": ad.get("advertiser_id"),
+            "category": category,
+            "gender": user.get("gender"),
+            "country": user.get("country"),
+            "age_bucket": age_bucket(user.get("age")),
+        }
+        for entity in keys:
+            parts = [values[k] for k in ENTITIES[entity][0]]
+            keys[entity].append(None if any(p is None for p in parts) else entity_key(parts))
+    return keys
+
+
+def entity_key(parts) -> str:
+    return "|".join(str(p) for p in parts)
+
+
+def age_bucket(age: int | None) -> str | None:
+    """The label polars' cut gives the age (offline features key on it), without building a Series."""
+    if age is None:
+        return None
+    i = bisect.bisect_right(AGE_BUCKET_EDGES, age)
+    low = "-inf" if i == 0 else str(AGE_BUCKET_EDGES[i - 1])
+    high = "inf" if i == len(AGE_BUCKET_EDGES) else str(AGE_BUCKET_EDGES[i])
+    return f"[{low}, {high})"
 
 
 def day_bounds(day: str) -> tuple[datetime, datetime]:
