@@ -11,7 +11,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from assets import ad_click
     from assets.ad_click.training import AdClickTimeSplit
     from orchestration.io import PolarsParquetIOManager
-    from orchestration.resources import AdClickSource, MlflowTracking
+    from orchestration.resources import AdClickSource, BentoPackager, MlflowTracking, OnlineFeatureStore
 
     cfg = settings.ad_click
     source = AdClickSource(
@@ -36,6 +36,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ui_url=settings.mlflow_ui_url,
         ),
         "source": source,
+        "online_store": OnlineFeatureStore(url=settings.online_store_url),
+        "packager": BentoPackager(
+            bentoml_home=str(settings.bentoml_home), mlflow_tracking_uri=settings.mlflow_tracking_uri
+        ),
         "time_split": AdClickTimeSplit(
             warmup_days=cfg.warmup_days, validation_days=cfg.validation_days, test_days=cfg.test_days
         ),

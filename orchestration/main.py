@@ -1,7 +1,10 @@
-"""The main job: materialize the default pipelines on the project's Dagster instance and print their results.
+"""The main job and its siblings, run in-process on the project's Dagster instance ($DAGSTER_HOME).
 
-Every day partition runs as its own run of the daily job (as a daily schedule would), then the training job.
-Runs are recorded in $DAGSTER_HOME, so `./dev.sh ui` shows them afterwards.
+    python -m orchestration.main [run]   every day partition (as a daily schedule would), then training,
+                                         promotion, packaging and batch scoring of the last day
+    python -m orchestration.main train   training, promotion and packaging only (the days must exist)
+    python -m orchestration.main rollback    champion back to the version it replaced; bento rebuilt
+Runs are recorded in the instance, so `./dev.sh ui` shows them afterwards.
 """
 
 from __future__ import annotations
@@ -15,56 +18,117 @@ import dagster as dg
 from orchestration.definitions import build_definitions
 from orchestration.settings import Settings
 
+# Progress lines stay readable (failures are reported by _fail); every event is still stored for the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
-def _failed_checks(result) -> list[str]:
-    return [
-        f"{e.asset_check_key.name}: {e.metadata.get('summary').value if e.metadata.get('summary') else 'failed'}"
+
+def _failed_checks(result) -> dict[str, str]:
+    return {
+        e.asset_check_key.name: (e.metadata["summary"].value if "summary" in e.metadata else "failed")
         for e in result.get_asset_check_evaluations()
         if not e.passed
-    ]
+    }
 
 
-# Progress lines stay readable; every event is still stored in the instance for the UI.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, **kwargs):
+    config = {**QUIET, **kwargs.pop("run_config", {})}
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=config, **kwargs)
+
+
+def _step_failures(result, expected: frozenset[str] = frozenset()) -> list:
+    return [e for e in result.all_events if e.is_step_failure and e.step_key not in expected]
+
+
+def _fail(what: str, result, failed: dict[str, str]):
+    errors = [str(e.event_specific_data.error.message).strip() for e in _step_failures(result)]
+    raise SystemExit(f"{what} failed (run {result.run_id}): " + "; ".join([*failed.values(), *errors]))
+
+
+def run_daily(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
+    from assets.ad_click import DAILY_JOB
+
+    daily = defs.resolve_job_def(DAILY_JOB)
+    keys = daily.partitions_def.get_partition_keys()
+    started = time.monotonic()
+    for i, key in enumerate(keys, 1):
+        result = _execute(daily, instance, partition_key=key)
+        print(f"[ad_click] day {i}/{len(keys)} {key}: {'ok' if result.success else 'FAILED'} ({time.monotonic() - started:.0f}s)", flush=True)
+        failed = _failed_checks(result)
+        if not result.success or failed:
+            _fail(f"ad_click daily run for {key}", result, failed)
+    return keys
+
+
+def run_training(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
+    """Runs the training job; returns the promotion decision. A challenger that loses is not an error."""
+    from assets.ad_click import TRAINING_JOB
+    from assets.ad_click.serving import PROMOTION_CHECK, PROMOTION_CHECK_STEP
+
+    print("[ad_click] training: time split, baseline, XGBoost, registry, promotion, bento, online features...", flush=True)
+    result = _execute(defs.resolve_job_def(TRAINING_JOB), instance)
+    failed = _failed_checks(result)
+    decision = failed.pop(PROMOTION_CHECK, None)
+    # A challenger that loses fails the promotion check's step by design; any other failure is an error.
+    if failed or _step_failures(result, frozenset({PROMOTION_CHECK_STEP})) or (not result.success and decision is None):
+        _fail("ad_click training run", result, failed)
+    return f"champion kept: {decision}" if decision else "challenger promoted to champion"
 
 
 def run_ad_click(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.AssetMaterialization:
-    from assets.ad_click import DAILY_JOB, TRAINING_JOB
+    from assets.ad_click import BATCH_SCORING_JOB
 
-    daily = defs.resolve_job_def(DAILY_JOB)
-    keys = daily.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
-    started = time.monotonic()
-    for i, key in enumerate(keys, 1):
-        result = daily.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET)
-        failed = _failed_checks(result)
-        elapsed = time.monotonic() - started
-        print(f"[ad_click] day {i}/{len(keys)} {key}: {'ok' if result.success else 'FAILED'} ({elapsed:.0f}s)", flush=True)
-        if not result.success or failed:
-            raise SystemExit(f"ad_click daily run for {key} failed (run {result.run_id}): " + "; ".join(failed))
-    print("[ad_click] training: time split, baseline, XGBoost, registry, evaluation...", flush=True)
-    result = defs.resolve_job_def(TRAINING_JOB).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET
-    )
-    failed = _failed_checks(result)
-    if not result.success or failed:
-        raise SystemExit(f"ad_click training run failed (run {result.run_id}): " + "; ".join(failed))
-    event = instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation"))
-    return event.asset_materialization
+    keys = run_daily(defs, instance)
+    decision = run_training(defs, instance)
+    print(f"[ad_click] promotion: {decision}", flush=True)
+    if instance.get_latest_materialization_event(dg.AssetKey("ad_click_champion")) is not None:
+        result = _execute(defs.resolve_job_def(BATCH_SCORING_JOB), instance, partition_key=keys[-1])
+        if not result.success:
+            _fail(f"ad_click batch scoring of {keys[-1]}", result, {})
+        print(f"[ad_click] batch predictions for {keys[-1]} written", flush=True)
+    return instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.parse_args(argv)
-    settings = Settings.from_env()
-    defs = build_definitions(settings)
-    with dg.DagsterInstance.get() as instance:
-        evaluation = run_ad_click(defs, instance)
+def rollback(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.AssetMaterialization:
+    from assets.ad_click import ROLLBACK_JOB
+
+    result = _execute(defs.resolve_job_def(ROLLBACK_JOB), instance)
+    if not result.success:
+        _fail("ad_click rollback", result, {})
+    return instance.get_latest_materialization_event(dg.AssetKey("ad_click_champion")).asset_materialization
+
+
+def _print_results(instance: dg.DagsterInstance) -> None:
+    evaluation = instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
     metadata = evaluation.metadata
     print("\nAd click prediction, test days (lower NCE is better; the book's metric):")
     print(metadata["comparison"].value)
     print(f"oracle: {metadata['oracle'].value}; test impressions: {metadata['test_rows'].value}")
     print(f"MLflow run: {metadata['mlflow_run'].value}  (./dev.sh mlflow-ui)")
+    champion = instance.get_latest_materialization_event(dg.AssetKey("ad_click_champion"))
+    bento = instance.get_latest_materialization_event(dg.AssetKey("ad_click_bento"))
+    if champion:
+        print(f"champion: ad_click_ctr v{champion.asset_materialization.metadata['champion_version'].value}")
+    if bento:
+        tag = bento.asset_materialization.metadata["bento_tag"].value
+        print(f"bento: {tag}  (serve it: ./dev.sh serve {tag})")
     print("Dagster: ./dev.sh ui, then open http://127.0.0.1:3000")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "train", "rollback"])
+    args = parser.parse_args(argv)
+    defs = build_definitions(Settings.from_env())
+    with dg.DagsterInstance.get() as instance:
+        if args.command == "run":
+            run_ad_click(defs, instance)
+        elif args.command == "train":
+            print(f"[ad_click] promotion: {run_training(defs, instance)}")
+        else:
+            reason = rollback(defs, instance).metadata["reason"].value
+            print(f"[ad_click] {reason}")
+            return 0
+        _print_results(instance)
     return 0
 
 

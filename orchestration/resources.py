@@ -53,6 +53,15 @@ class MlflowTracking(dg.ConfigurableResource):
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version an alias points at, or None when the model or the alias does not exist yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client().get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
     def model_url(self, name: str, version: str | int) -> str:
         return f"{self.ui_url.rstrip('/')}/#/models/{name}/versions/{version}"
 
@@ -151,3 +160,43 @@ class AdClickSource(dg.ConfigurableResource):
         to_utc = (lambda t: t.astimezone(timezone.utc)) if first.tzinfo else (lambda t: t)
         first_day, last_day = to_utc(first).date(), to_utc(last).date()
         return first_day, (last_day - first_day + timedelta(days=1)).days
+
+
+class OnlineFeatureStore(dg.ConfigurableResource):
+    """The online feature store serving reads: sqlite:///<file> (embedded default) or redis://host:port/db."""
+
+    url: str
+
+    def open(self, namespace: str):
+        from models.online_store import open_store
+
+        return open_store(self.url, namespace)
+
+
+class BentoPackager(dg.ConfigurableResource):
+    """Runs bentos/package.py in its own process with this project's BentoML store and MLflow registry."""
+
+    bentoml_home: str
+    mlflow_tracking_uri: str
+
+    def run(self, *args: str) -> dict:
+        import json
+        import subprocess
+        import sys
+
+        env = {
+            **os.environ,
+            "BENTOML_HOME": self.bentoml_home,
+            "BENTOML_DO_NOT_TRACK": "true",
+            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        }
+        root = Path(__file__).resolve().parents[1]
+        env["PYTHONPATH"] = f"{root}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(root)
+        completed = subprocess.run(
+            [sys.executable, "-m", "bentos.package", *args], cwd=root, env=env, capture_output=True, text=True
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"bentos.package {' '.join(args)} failed:\n{completed.stderr[-4000:]}")
+        return json.loads(completed.stdout.strip().splitlines()[-1])

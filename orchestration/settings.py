@@ -38,6 +38,7 @@ class Settings:
     mlflow_artifact_root: str
     mlflow_ui_url: str
     bentoml_home: Path
+    online_store_url: str
     ad_click: AdClickSettings = field(default_factory=AdClickSettings)
 
     @classmethod
@@ -55,6 +56,7 @@ class Settings:
             mlflow_artifact_root=env.get("MLSD_MLFLOW_ARTIFACT_ROOT", str(state / "mlflow" / "artifacts")),
             mlflow_ui_url=env.get("MLSD_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
             bentoml_home=Path(env.get("BENTOML_HOME", state / "bentoml")).resolve(),
+            online_store_url=env.get("MLSD_ONLINE_STORE_URL", f"sqlite:///{state / 'online' / 'features.db'}"),
             ad_click=ad_click,
         )
 

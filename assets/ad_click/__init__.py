@@ -8,10 +8,13 @@ import dagster as dg
 
 from assets.ad_click.features import build_feature_assets
 from assets.ad_click.raw import GROUP, build_raw_assets
+from assets.ad_click.serving import build_serving_assets
 from assets.ad_click.training import build_training_assets
 
 DAILY_JOB = "ad_click_daily_job"
 TRAINING_JOB = "ad_click_training_job"
+BATCH_SCORING_JOB = "ad_click_batch_scoring_job"
+ROLLBACK_JOB = "ad_click_rollback_job"
 
 
 def daily_partitions(start_date: str, days: int) -> dg.DailyPartitionsDefinition:
@@ -29,6 +32,7 @@ def build_definitions(start_date: str, days: int) -> dg.Definitions:
         warnings.simplefilter("ignore", (dg.BetaWarning, dg.PreviewWarning))
         raw = build_raw_assets(daily)
         features = build_feature_assets(daily)
+        serving = build_serving_assets(daily)
     training = build_training_assets()
     group = dg.AssetSelection.groups(GROUP)
     daily_assets = dg.AssetSelection.assets(
@@ -43,11 +47,24 @@ def build_definitions(start_date: str, days: int) -> dg.Definitions:
         ),
         dg.define_asset_job(
             TRAINING_JOB,
-            selection=group - daily_assets,
-            description="Split by time, train the baseline and XGBoost, register the challenger, evaluate.",
+            selection=group - daily_assets - dg.AssetSelection.assets("ad_click_batch_predictions"),
+            description="Train, register the challenger, evaluate; promote it if it beats the champion, package the "
+            "champion as a bento and publish the online features.",
+        ),
+        dg.define_asset_job(
+            BATCH_SCORING_JOB,
+            selection=dg.AssetSelection.assets("ad_click_batch_predictions"),
+            partitions_def=daily,
+            description="Score a day's candidate set offline with the champion.",
+        ),
+        dg.define_asset_job(
+            ROLLBACK_JOB,
+            selection=dg.AssetSelection.assets("ad_click_champion", "ad_click_bento_model", "ad_click_bento"),
+            config={"ops": {"ad_click_champion": {"config": {"action": "rollback"}}}},
+            description="Move the champion alias back to the version it replaced and rebuild the bento.",
         ),
     ]
-    definitions = [*raw, *features, *training]
+    definitions = [*raw, *features, *training, *serving]
     return dg.Definitions(
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],

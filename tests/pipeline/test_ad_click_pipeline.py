@@ -8,20 +8,6 @@ from orchestration.definitions import build_definitions
 from orchestration.main import run_ad_click
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    """One full run on a small simulation, shared by the tests that only read its results."""
-    from orchestration.settings import Settings
-    from tests.conftest import SMALL
-
-    state = tmp_path_factory.mktemp("state")
-    settings = Settings.from_env({"MLSD_STATE_DIR": str(state)}).with_ad_click(**SMALL)
-    defs = build_definitions(settings)
-    instance = dg.DagsterInstance.ephemeral()
-    evaluation = run_ad_click(defs, instance)
-    return settings, defs, instance, evaluation
-
-
 def _checks(instance: dg.DagsterInstance) -> list:
     records = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
     return [r.event_log_entry.dagster_event.event_specific_data for r in records]

@@ -1,0 +1,162 @@
+"""Ad click ranking service: candidates in, ads sorted by predicted click probability out.
+
+Features come from the online store (MLSD_ONLINE_STORE_URL: sqlite:///<file> or redis://...); the model is
+the champion imported into the BentoML store. Every candidate is scored in the top requested slot, so the
+ranking compares ads, not positions; ranked ads then fill the requested slots in order.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Annotated
+
+import bentoml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
+
+MODEL_NAME = "ad_click_ctr"
+MAX_CANDIDATES = 500
+MAX_ROWS = 10_000
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Device = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Candidate(Strict):
+    ad_id: Id
+
+
+class RankRequest(Strict):
+    user_id: Id
+    candidates: list[Candidate] = Field(min_length=1, max_length=MAX_CANDIDATES)
+    device: Device = "mobile"
+    ts: datetime | None = Field(default=None, description="request time (UTC); now when absent")
+    slots: list[Annotated[int, Field(ge=1, le=100)]] | None = Field(
+        default=None, max_length=MAX_CANDIDATES, description="slot positions to fill, best first; default 1..n"
+    )
+
+    @model_validator(mode="after")
+    def _unique(self):
+        ads = [c.ad_id for c in self.candidates]
+        if len(set(ads)) != len(ads):
+            raise ValueError("candidates: ad_id values must be unique")
+        if self.slots is not None and len(set(self.slots)) != len(self.slots):
+            raise ValueError("slots: positions must be unique")
+        if self.ts is not None and self.ts.tzinfo is None:
+            raise ValueError("ts: give a timezone (UTC), e.g. 2026-01-28T12:00:00Z")
+        return self
+
+
+class RankedAd(BaseModel):
+    ad_id: str
+    rank: int
+    score: float = Field(description="predicted click probability in the top requested slot")
+    slot: int | None = Field(description="slot the ad fills, or null past the requested slots")
+
+
+class RankResponse(BaseModel):
+    ranked: list[RankedAd]
+    model_version: str
+    feature_snapshot: str | None = Field(description="as-of time of the online features used")
+    fallbacks: list[str] = Field(description="entities served with cold-start defaults, and why")
+
+
+def _feature_row_model():
+    from models.ad_click.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+
+    fields = {c: (str | None, None) for c in CATEGORICAL_FEATURES}
+    fields |= {c: (float | None, None) for c in NUMERIC_FEATURES}
+    return create_model("FeatureRow", __base__=Strict, **fields)
+
+
+FeatureRow = _feature_row_model()
+
+
+class ScoreRequest(Strict):
+    rows: list[FeatureRow] = Field(min_length=1, max_length=MAX_ROWS)  # type: ignore[valid-type]
+
+
+class ScoreResponse(BaseModel):
+    scores: list[float]
+    model_version: str
+
+
+@bentoml.service(traffic={"timeout": 10, "max_concurrency": 64}, workers=1)
+class AdClickRanker:
+    model_ref = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
+
+    def __init__(self) -> None:
+        import bentoml.mlflow
+
+        from models.online_store import open_store
+
+        self.model = bentoml.mlflow.load_model(self.model_ref)
+        self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
+        url = os.environ.get("MLSD_ONLINE_STORE_URL")
+        self.store = open_store(url, "ad_click") if url else None
+
+    def _predict(self, features) -> list[float]:
+        from models.ad_click.model import model_input
+
+        return [float(p) for p in self.model.predict(model_input(features))]
+
+    @bentoml.api
+    def rank(self, request: RankRequest) -> RankResponse:
+        """Rank candidate ads for a user by predicted click probability."""
+        import polars as pl
+
+        from models.ad_click.serving import fetch_features
+        from models.ad_click.features import online_features
+
+        slots = request.slots or list(range(1, len(request.candidates) + 1))
+        ts = (request.ts or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        rows = pl.DataFrame(
+            {
+                "user_id": [request.user_id] * len(request.candidates),
+                "ad_id": [c.ad_id for c in request.candidates],
+                "ts": [ts] * len(request.candidates),
+                "position": [slots[0]] * len(request.candidates),
+                "device": [request.device] * len(request.candidates),
+            },
+            schema_overrides={"ts": pl.Datetime("us", "UTC"), "position": pl.Int64},
+        )
+        if self.store is None:
+            features = online_features(rows, _empty_records(rows.height))
+            fallbacks, snapshot = ["online store not configured (MLSD_ONLINE_STORE_URL): cold-start defaults"], None
+        else:
+            features, fallbacks = fetch_features(self.store, rows)
+            info = self.store.current()
+            snapshot = info.as_of if info else None
+        scores = self._predict(features)
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        ranked = [
+            RankedAd(ad_id=request.candidates[i].ad_id, rank=r + 1, score=scores[i], slot=slots[r] if r < len(slots) else None)
+            for r, i in enumerate(order)
+        ]
+        return RankResponse(ranked=ranked, model_version=self.model_version, feature_snapshot=snapshot, fallbacks=fallbacks)
+
+    @bentoml.api
+    def score(self, request: ScoreRequest) -> ScoreResponse:
+        """Click probabilities for feature rows (batch scoring; the columns of the training features)."""
+        import polars as pl
+
+        from models.ad_click.features import FEATURE_SCHEMA, FEATURE_COLUMNS
+
+        frame = pl.DataFrame(
+            [row.model_dump() for row in request.rows],
+            schema={c: pl.String if FEATURE_SCHEMA[c] == pl.String else pl.Float64 for c in FEATURE_COLUMNS},
+        )
+        return ScoreResponse(scores=self._predict(frame), model_version=self.model_version)
+
+
+def _empty_records(n: int) -> dict:
+    from models.ad_click.features import ENTITIES
+
+    return {entity: [None] * n for entity in ENTITIES}
+
+
+

@@ -1,0 +1,62 @@
+"""Promotion policy as code: when does a challenger replace the champion?
+
+Both models are scored on the same holdout. The primary metric must improve by a relative margin; guard
+metrics must not get worse beyond their tolerance. With no champion yet, a challenger that passes the
+absolute guards is promoted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    challenger: dict[str, float]
+    champion: dict[str, float] | None
+
+    def tags(self) -> dict[str, str]:
+        tags = {"promotion_decision": "promote" if self.promote else "keep_champion", "promotion_reason": self.reason}
+        tags.update({f"challenger_{k}": f"{v:.6f}" for k, v in self.challenger.items()})
+        if self.champion:
+            tags.update({f"champion_{k}": f"{v:.6f}" for k, v in self.champion.items()})
+        return tags
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    """Lower is better for every metric named here (NCE, log loss, calibration error)."""
+
+    metric: str = "nce"
+    min_relative_improvement: float = 0.001  # 0.1% lower NCE
+    guards: dict[str, float] = field(default_factory=lambda: {"log_loss": 0.0, "calibration_error": 0.002})
+    absolute_limits: dict[str, float] = field(default_factory=lambda: {"nce": 1.0, "calibration_error": 0.02})
+
+    def decide(self, challenger: dict[str, float], champion: dict[str, float] | None) -> Decision:
+        for name, limit in self.absolute_limits.items():
+            if not challenger[name] < limit:
+                return Decision(False, f"challenger {name} {challenger[name]:.4f} is not below the limit {limit}", challenger, champion)
+        if champion is None:
+            return Decision(True, "no champion yet; challenger passes the absolute limits", challenger, None)
+        needed = champion[self.metric] * (1 - self.min_relative_improvement)
+        if not challenger[self.metric] < needed:
+            return Decision(
+                False,
+                f"challenger {self.metric} {challenger[self.metric]:.5f} is not below champion's "
+                f"{champion[self.metric]:.5f} by {self.min_relative_improvement:.2%}",
+                challenger,
+                champion,
+            )
+        for name, tolerance in self.guards.items():
+            if challenger[name] > champion[name] + tolerance:
+                return Decision(
+                    False,
+                    f"guard {name}: challenger {challenger[name]:.5f} is worse than champion's {champion[name]:.5f} "
+                    f"(tolerance {tolerance})",
+                    challenger,
+                    champion,
+                )
+        improvement = 1 - challenger[self.metric] / champion[self.metric]
+        return Decision(True, f"{self.metric} {improvement:.2%} better than the champion; guards hold", challenger, champion)
