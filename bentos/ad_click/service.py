@@ -104,14 +104,22 @@ class AdClickRanker:
 
         return [float(p) for p in self.model.predict(model_input(features))]
 
-    @bentoml.api
-    def rank(self, request: RankRequest) -> RankResponse:
+    @bentoml.api(input_spec=RankRequest, output_spec=RankResponse)
+    def rank(
+        self,
+        user_id: str,
+        candidates: list[Candidate],
+        device: str = "mobile",
+        ts: datetime | None = None,
+        slots: list[int] | None = None,
+    ) -> RankResponse:
         """Rank candidate ads for a user by predicted click probability."""
         import polars as pl
 
-        from models.ad_click.serving import fetch_features
         from models.ad_click.features import online_features
+        from models.ad_click.serving import fetch_features
 
+        request = RankRequest.model_construct(user_id=user_id, candidates=candidates, device=device, ts=ts, slots=slots)
         slots = request.slots or list(range(1, len(request.candidates) + 1))
         ts = (request.ts or datetime.now(timezone.utc)).astimezone(timezone.utc)
         rows = pl.DataFrame(
@@ -139,15 +147,15 @@ class AdClickRanker:
         ]
         return RankResponse(ranked=ranked, model_version=self.model_version, feature_snapshot=snapshot, fallbacks=fallbacks)
 
-    @bentoml.api
-    def score(self, request: ScoreRequest) -> ScoreResponse:
+    @bentoml.api(input_spec=ScoreRequest, output_spec=ScoreResponse)
+    def score(self, rows: list) -> ScoreResponse:
         """Click probabilities for feature rows (batch scoring; the columns of the training features)."""
         import polars as pl
 
-        from models.ad_click.features import FEATURE_SCHEMA, FEATURE_COLUMNS
+        from models.ad_click.features import FEATURE_COLUMNS, FEATURE_SCHEMA
 
         frame = pl.DataFrame(
-            [row.model_dump() for row in request.rows],
+            [row.model_dump() if isinstance(row, BaseModel) else row for row in rows],
             schema={c: pl.String if FEATURE_SCHEMA[c] == pl.String else pl.Float64 for c in FEATURE_COLUMNS},
         )
         return ScoreResponse(scores=self._predict(frame), model_version=self.model_version)
