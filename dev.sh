@@ -27,6 +27,15 @@ setup() {
         "$VENV/bin/pip" install --quiet -c requirements.lock -e ".[dev]"
         echo "$want" > "$stamp"
     fi
+    if ! command -v redis-server >/dev/null; then
+        # The Redis online store and its tests need Debian's redis-server.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "installing redis-server (Debian package)..."
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        else
+            echo "note: redis-server is not installed; the Redis tests need it (sudo apt-get install redis-server)" >&2
+        fi
+    fi
     mkdir -p "$DAGSTER_HOME"
     [ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
 }
@@ -35,7 +44,13 @@ cmd=${1:-help}
 shift || true
 case "$cmd" in
     setup) setup ;;
-    run) setup; exec "$VENV/bin/python" -m orchestration.main "$@" ;;
+    run) setup; exec "$VENV/bin/python" -m orchestration.main run "$@" ;;
+    train) setup; exec "$VENV/bin/python" -m orchestration.main train "$@" ;;
+    rollback) setup; exec "$VENV/bin/python" -m orchestration.main rollback "$@" ;;
+    serve)
+        setup
+        export MLSD_ONLINE_STORE_URL=${MLSD_ONLINE_STORE_URL:-sqlite:///$MLSD_STATE_DIR/online/features.db}
+        exec "$VENV/bin/bentoml" serve "${1:-ad_click_ranker:latest}" --host 127.0.0.1 --port "${MLSD_BENTO_PORT:-3030}" "${@:2}" ;;
     test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
     bench) setup; exec "$VENV/bin/python" -m "bench.${1:?which benchmark: see bench/}" "${@:2}" ;;
     ui) setup; exec "$VENV/bin/dagster" dev -m orchestration.definitions -h 127.0.0.1 -p "${MLSD_DAGSTER_PORT:-3000}" "$@" ;;
@@ -46,5 +61,6 @@ case "$cmd" in
             --host 127.0.0.1 --port "${MLSD_MLFLOW_PORT:-5000}" "$@" ;;
     lock) setup; "$VENV/bin/pip" freeze --exclude-editable | { sed -n 1,2p requirements.lock; cat; } > requirements.lock.new \
             && mv requirements.lock.new requirements.lock ;;
-    *) echo "usage: ./dev.sh {run|test|ui|mlflow-ui|bench NAME|setup|lock} [args]"; [ "$cmd" = help ] ;;
+    *) echo "usage: ./dev.sh {run|test|ui|mlflow-ui|serve [BENTO]|train|rollback|bench NAME|setup|lock} [args]"
+       [ "$cmd" = help ] ;;
 esac

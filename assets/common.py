@@ -53,10 +53,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def partition_frames(loaded: pl.DataFrame | dict[str, pl.DataFrame]) -> list[pl.DataFrame]:
+def partition_frames(loaded: pl.DataFrame | dict[str, pl.DataFrame] | None) -> list[pl.DataFrame]:
     """Frames of a partitioned input in partition order (Dagster passes one frame when the range has one)."""
     if isinstance(loaded, pl.DataFrame):
         return [loaded]
+    if not loaded:  # None (the one partition is missing) or an empty dict
+        raise ValueError("no partition of the upstream asset has been materialized yet")
     return [loaded[key] for key in sorted(loaded)]
 
 

@@ -69,3 +69,15 @@ def feature_importance(importance: dict[str, float], top: int = 20) -> bytes:
     ax.barh([k for k, _ in items], [v for _, v in items])
     ax.set(xlabel="total gain", title="Feature importance")
     return _png(fig)
+
+
+def bar_chart(values: dict[str, float], title: str, threshold: float | None = None) -> bytes:
+    plt = _figure()
+    items = list(values.items())[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(items) + 1))
+    ax.barh([k for k, _ in items], [v for _, v in items])
+    if threshold is not None:
+        ax.axvline(threshold, color="red", linestyle=":", label=f"threshold {threshold}")
+        ax.legend()
+    ax.set(title=title)
+    return _png(fig)

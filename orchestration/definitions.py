@@ -24,6 +24,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ads=cfg.ads,
         advertisers=cfg.advertisers,
         impressions_per_day=cfg.impressions_per_day,
+        drift_kind=cfg.drift_kind,
+        drift_day=cfg.drift_day,
     )
     if cfg.raw_dir and not cfg.explicit_window:
         start, days = source.data_window()

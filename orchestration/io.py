@@ -26,9 +26,12 @@ class _PolarsParquet(dg.UPathIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, expected a polars DataFrame")
         write_parquet_atomically(obj, str(path))
 
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame | None:
         if not path.exists():
-            # Feature history needs every earlier day: name what is missing rather than compute on a gap.
+            if not context.has_partition_key:
+                # An unpartitioned reader (training, online features) takes the days that have arrived so far.
+                return None
+            # A partitioned reader (a day's feature history) needs every day it maps to: name the gap.
             raise FileNotFoundError(
                 f"{context.upstream_output.asset_key.to_user_string()} has not been materialized at {path}; "
                 "materialize that partition first"

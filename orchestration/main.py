@@ -44,11 +44,12 @@ def _fail(what: str, result, failed: dict[str, str]):
     raise SystemExit(f"{what} failed (run {result.run_id}): " + "; ".join([*failed.values(), *errors]))
 
 
-def run_daily(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
+def run_daily(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str] | None = None) -> list[str]:
+    """Ingest, validate and featurize the given days (all by default), in order."""
     from assets.ad_click import DAILY_JOB
 
     daily = defs.resolve_job_def(DAILY_JOB)
-    keys = daily.partitions_def.get_partition_keys()
+    keys = keys or daily.partitions_def.get_partition_keys()
     started = time.monotonic()
     for i, key in enumerate(keys, 1):
         result = _execute(daily, instance, partition_key=key)
@@ -86,6 +87,18 @@ def run_ad_click(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.Asset
             _fail(f"ad_click batch scoring of {keys[-1]}", result, {})
         print(f"[ad_click] batch predictions for {keys[-1]} written", flush=True)
     return instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
+
+
+def run_monitoring(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str]) -> None:
+    from assets.ad_click import MONITORING_JOB
+
+    job = defs.resolve_job_def(MONITORING_JOB)
+    for key in keys:
+        result = _execute(job, instance, partition_key=key)
+        if not result.success:
+            _fail(f"ad_click monitoring of {key}", result, {})
+        report = instance.get_latest_materialization_event(dg.AssetKey("ad_click_drift_report")).asset_materialization
+        print(f"[ad_click] drift report {key}: {report.metadata['signals'].value}", flush=True)
 
 
 def rollback(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.AssetMaterialization:

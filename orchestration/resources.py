@@ -83,6 +83,8 @@ class AdClickSource(dg.ConfigurableResource):
     ads: int = 1_500
     advertisers: int = 150
     impressions_per_day: int = 60_000
+    drift_kind: str = "none"
+    drift_day: int = 0
 
     @property
     def has_oracle(self) -> bool:
@@ -103,6 +105,8 @@ class AdClickSource(dg.ConfigurableResource):
             n_ads=self.ads,
             n_advertisers=self.advertisers,
             impressions_per_day=self.impressions_per_day,
+            drift_kind=self.drift_kind,
+            drift_day=self.drift_day,
         )
 
     def _landing(self) -> Path:

@@ -27,6 +27,8 @@ class AdClickSettings:
     warmup_days: int = 7
     validation_days: int = 3
     test_days: int = 4
+    drift_kind: str = "none"  # simulator only: none, covariate or concept
+    drift_day: int = 0  # 0-based day the drift starts
     explicit_window: bool = False  # start date or days set by hand; else your files' dates decide
 
 
@@ -86,4 +88,10 @@ def _ad_click_overrides(env: Mapping[str, str]) -> dict:
             except ValueError as error:
                 raise ValueError(f"{name}={env[name]!r} is not valid: {error}") from None
     overrides["explicit_window"] = "start_date" in overrides or "days" in overrides
+    drift = env.get("MLSD_AD_CLICK_DRIFT")
+    if drift:
+        kind, _, day = drift.partition("@")
+        if kind not in ("covariate", "concept") or not day.isdigit():
+            raise ValueError(f"MLSD_AD_CLICK_DRIFT={drift!r} is not valid: use covariate@DAY or concept@DAY (0-based day)")
+        overrides["drift_kind"], overrides["drift_day"] = kind, int(day)
     return overrides

@@ -34,14 +34,6 @@ def small_settings(tmp_path):
     return Settings.from_env({"MLSD_STATE_DIR": str(tmp_path / "state")}).with_ad_click(**SMALL)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """A real redis-server on a free loopback port, stopped at the end of the session."""
@@ -52,6 +44,8 @@ def redis_url(tmp_path_factory):
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail("redis-server is not installed: `./dev.sh setup` installs it (Debian package redis-server)")
+    from bentos.server import free_port
+
     port = free_port()
     folder = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(

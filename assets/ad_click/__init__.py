@@ -7,6 +7,7 @@ import warnings
 import dagster as dg
 
 from assets.ad_click.features import build_feature_assets
+from assets.ad_click.monitoring import build_drift_sensor, build_monitoring_assets, build_retrain_schedule
 from assets.ad_click.raw import GROUP, build_raw_assets
 from assets.ad_click.serving import build_serving_assets
 from assets.ad_click.training import build_training_assets
@@ -15,6 +16,7 @@ DAILY_JOB = "ad_click_daily_job"
 TRAINING_JOB = "ad_click_training_job"
 BATCH_SCORING_JOB = "ad_click_batch_scoring_job"
 ROLLBACK_JOB = "ad_click_rollback_job"
+MONITORING_JOB = "ad_click_monitoring_job"
 
 
 def daily_partitions(start_date: str, days: int) -> dg.DailyPartitionsDefinition:
@@ -33,6 +35,7 @@ def build_definitions(start_date: str, days: int) -> dg.Definitions:
         raw = build_raw_assets(daily)
         features = build_feature_assets(daily)
         serving = build_serving_assets(daily)
+        monitoring = build_monitoring_assets(daily)
     training = build_training_assets()
     group = dg.AssetSelection.groups(GROUP)
     daily_assets = dg.AssetSelection.assets(
@@ -47,7 +50,7 @@ def build_definitions(start_date: str, days: int) -> dg.Definitions:
         ),
         dg.define_asset_job(
             TRAINING_JOB,
-            selection=group - daily_assets - dg.AssetSelection.assets("ad_click_batch_predictions"),
+            selection=group - daily_assets - dg.AssetSelection.assets("ad_click_batch_predictions", "ad_click_drift_report"),
             description="Train, register the challenger, evaluate; promote it if it beats the champion, package the "
             "champion as a bento and publish the online features.",
         ),
@@ -58,15 +61,23 @@ def build_definitions(start_date: str, days: int) -> dg.Definitions:
             description="Score a day's candidate set offline with the champion.",
         ),
         dg.define_asset_job(
+            MONITORING_JOB,
+            selection=dg.AssetSelection.assets("ad_click_drift_report"),
+            partitions_def=daily,
+            description="Compare a day with the champion's training days: feature and prediction drift, live NCE.",
+        ),
+        dg.define_asset_job(
             ROLLBACK_JOB,
             selection=dg.AssetSelection.assets("ad_click_champion", "ad_click_bento_model", "ad_click_bento"),
             config={"ops": {"ad_click_champion": {"config": {"action": "rollback"}}}},
             description="Move the champion alias back to the version it replaced and rebuild the bento.",
         ),
     ]
-    definitions = [*raw, *features, *training, *serving]
+    definitions = [*raw, *features, *training, *serving, *monitoring]
     return dg.Definitions(
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
         jobs=jobs,
+        sensors=[build_drift_sensor(TRAINING_JOB)],
+        schedules=[build_retrain_schedule(TRAINING_JOB)],
     )

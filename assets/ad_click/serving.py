@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from assets.ad_click.raw import GROUP
-from assets.ad_click.training import REGISTERED_MODEL, _evaluate, _split
+from assets.ad_click.training import REGISTERED_MODEL, evaluate_predictions, split_rows
 from assets.common import frame_metadata, partition_frames
 from models.ad_click.features import LABEL, LOOKBACK, day_bounds
 from models.promotion import PromotionPolicy
@@ -50,11 +50,11 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
         client = mlflow_tracking.client()
         challenger = str(ad_click_ctr_model["version"][0])
         champion = mlflow_tracking.alias_version(REGISTERED_MODEL, "champion")
-        train, test = _split(training_data, "train"), _split(training_data, "test")
+        train, test = split_rows(training_data, "train"), split_rows(training_data, "test")
         features = model_input(test)
 
         def score(version: str) -> dict[str, float]:
-            report = _evaluate(train, test, mlflow.pyfunc.load_model(_version_uri(version)).predict(features))
+            report = evaluate_predictions(train, test, mlflow.pyfunc.load_model(_version_uri(version)).predict(features))
             return {k: report[k] for k in ("nce", "log_loss", "calibration_error")}
 
         decision = PROMOTION_POLICY.decide(score(challenger), score(champion) if champion else None)

@@ -25,7 +25,7 @@ class AdClickTimeSplit(dg.ConfigurableResource):
     test_days: int = 4
 
 
-def _split(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+def split_rows(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     return frame.filter(pl.col("split") == name)
 
 
@@ -50,7 +50,7 @@ def build_training_assets() -> list:
             "split_windows": dg.MetadataValue.md(frame_markdown(windows)),
         }
         for name in SPLITS:
-            part = _split(training, name)
+            part = split_rows(training, name)
             metadata[f"{name}_rows"] = part.height
             metadata[f"{name}_ctr"] = float(part[LABEL].mean() or 0.0)
         return dg.MaterializeResult(value=training, metadata=metadata)
@@ -74,10 +74,10 @@ def build_training_assets() -> list:
         from models.ad_click.model import model_input, pinned_requirements
         from models.ad_click.train import baseline_frame, train_logistic_regression
 
-        train, test = _split(ad_click_training_data, "train"), _split(ad_click_training_data, "test")
+        train, test = split_rows(ad_click_training_data, "train"), split_rows(ad_click_training_data, "test")
         with mlflow_tracking.start_run(EXPERIMENT, "baseline-logistic-regression", {"model": "baseline"}) as run:
             pipeline = train_logistic_regression(train)
-            report = _evaluate(train, test, pipeline.predict_proba(baseline_frame(test))[:, 1])
+            report = evaluate_predictions(train, test, pipeline.predict_proba(baseline_frame(test))[:, 1])
             mlflow.log_params({"model": "logistic_regression", "C": 1.0, "features": len(FEATURE_COLUMNS)})
             mlflow.log_metrics({f"test_{k}": v for k, v in report.items()})
             info = mlflow.sklearn.log_model(
@@ -108,7 +108,7 @@ def build_training_assets() -> list:
         from models.ad_click.model import log_xgboost_model
         from models.ad_click.train import predict_xgboost, train_xgboost
 
-        train, validation, test = (_split(ad_click_training_data, s) for s in SPLITS)
+        train, validation, test = (split_rows(ad_click_training_data, s) for s in SPLITS)
         params = XGBoostParams()
 
         def progress(round_, logloss):
@@ -118,7 +118,7 @@ def build_training_assets() -> list:
         with mlflow_tracking.start_run(EXPERIMENT, "xgboost", {"model": "xgboost"}) as run:
             booster, encoder, curve = train_xgboost(train, validation, params, on_round=progress)
             p_test = predict_xgboost(booster, encoder, test)
-            report = _evaluate(train, test, p_test)
+            report = evaluate_predictions(train, test, p_test)
             importance = booster.get_score(importance_type="total_gain")
             images = {
                 **plots.classifier_curves(test[LABEL].to_numpy(), {"xgboost": p_test}),
@@ -167,7 +167,7 @@ def build_training_assets() -> list:
         from models import plots
         from models.ad_click.model import model_input
 
-        train, test = _split(ad_click_training_data, "train"), _split(ad_click_training_data, "test")
+        train, test = split_rows(ad_click_training_data, "train"), split_rows(ad_click_training_data, "test")
         y = test[LABEL].to_numpy()
         mlflow_tracking.client()  # points the fluent API at the project's tracking server
         features = model_input(test)
@@ -184,7 +184,7 @@ def build_training_assets() -> list:
                 oracle_note = "simulator's true click probabilities"
             else:
                 oracle_note = f"incomplete: {matched.null_count()} test rows have no oracle value"
-        rows = {name: _evaluate(train, test, p) for name, p in scores.items()}
+        rows = {name: evaluate_predictions(train, test, p) for name, p in scores.items()}
         oracle_row = rows.get("oracle (true probability)")
         for name, row in rows.items():
             row["nce_vs_oracle"] = row["nce"] / oracle_row["nce"] if oracle_row else None
@@ -224,7 +224,7 @@ def build_training_assets() -> list:
     ]
 
 
-def _evaluate(train: pl.DataFrame, test: pl.DataFrame, p: np.ndarray) -> dict[str, float]:
+def evaluate_predictions(train: pl.DataFrame, test: pl.DataFrame, p: np.ndarray) -> dict[str, float]:
     from models.metrics import binary_report
 
     return binary_report(test[LABEL].to_numpy(), np.asarray(p), background_rate=float(train[LABEL].mean()))

@@ -18,8 +18,9 @@ CATEGORIES = (
     "apparel", "auto", "beauty", "books", "electronics", "finance",
     "food", "games", "home", "sports", "travel", "wellness",
 )
-COUNTRIES = ("US", "GB", "DE", "FR", "BR", "IN", "JP", "MX")
-COUNTRY_WEIGHTS = (0.30, 0.10, 0.10, 0.08, 0.12, 0.15, 0.07, 0.08)
+COUNTRIES = ("US", "GB", "DE", "FR", "BR", "IN", "JP", "MX", "NG")
+# NG has no traffic until a covariate drift brings a new market's users in.
+COUNTRY_WEIGHTS = (0.30, 0.10, 0.10, 0.08, 0.12, 0.15, 0.07, 0.08, 0.0)
 GENDERS = ("female", "male", "unknown")
 GENDER_WEIGHTS = (0.48, 0.48, 0.04)
 DEVICES = ("mobile", "desktop", "tablet")
@@ -45,9 +46,20 @@ class SimulationConfig:
     n_advertisers: int = 150
     n_ads: int = 1_500
     impressions_per_day: int = 60_000
-    base_ctr: float = 0.03
+    base_ctr: float = 0.03  # mean click probability of the first day; fatigue lowers it a little later
     fatigue_per_exposure: float = 0.25
     individual_interest_sd: float = 0.35
+    # Drift from day `drift_day` (0-based) on. covariate: a new market (NG) joins with a tenth of the users and
+    # most of them on tablets, and everyone's device mix shifts; concept: tastes per age group and category
+    # change and position matters less, with the same traffic. Days before are identical to a world without drift.
+    drift_kind: str = "none"
+    drift_day: int = 0
+
+    def __post_init__(self):
+        if self.drift_kind not in ("none", "covariate", "concept"):
+            raise ValueError(f"drift_kind must be none, covariate or concept, not {self.drift_kind!r}")
+        if self.drift_kind != "none" and not 0 < self.drift_day < self.n_days:
+            raise ValueError(f"drift_day must be between 1 and {self.n_days - 1}, not {self.drift_day}")
 
     def fingerprint(self) -> str:
         payload = json.dumps(asdict(self), default=str, sort_keys=True)
@@ -107,6 +119,32 @@ def simulate(config: SimulationConfig) -> SimulatedWorld:
     signup_ts = start + signup_offset.astype("timedelta64[us]")
     activity = rng.lognormal(0, 1.0, config.n_users)
     preferred_device = rng.choice(len(DEVICES), config.n_users, p=(0.65, 0.28, 0.07))
+    drift_rng = np.random.default_rng([config.seed, 1])  # drift's own stream: days before it stay identical
+    drift_start = start + np.timedelta64(config.drift_day * int(day_us), "us")
+    concept_interest = None
+    if config.drift_kind == "covariate":
+        n_new = config.n_users // 10
+        new_age = np.clip(drift_rng.normal(27, 6, n_new).round(), 18, 80).astype(np.int64)
+        new_gender = drift_rng.choice(len(GENDERS), n_new, p=GENDER_WEIGHTS)
+        new_interest = (
+            age_effect[_age_bucket(new_age)]
+            + gender_effect[new_gender]
+            + country_effect[COUNTRIES.index("NG")]
+            + drift_rng.normal(0, config.individual_interest_sd, (n_new, n_cat))
+        )
+        age = np.concatenate([age, new_age])
+        gender = np.concatenate([gender, new_gender])
+        country = np.concatenate([country, np.full(n_new, COUNTRIES.index("NG"))])
+        interest = np.vstack([interest, new_interest])
+        signup_ts = np.concatenate([signup_ts, drift_start - drift_rng.integers(1, day_us, n_new).astype("timedelta64[us]")])
+        activity = np.concatenate([activity, drift_rng.lognormal(1.0, 1.0, n_new)])
+        preferred_device = np.concatenate([preferred_device, drift_rng.choice(len(DEVICES), n_new, p=(0.2, 0.1, 0.7))])
+    elif config.drift_kind == "concept":
+        concept_interest = (
+            interest
+            + drift_rng.normal(0, 0.8, (len(AGE_BUCKET_EDGES) + 1, n_cat))[_age_bucket(age)]
+        )
+    n_users_total = len(age)
 
     advertiser_quality = rng.normal(0, 0.3, config.n_advertisers)
     ad_advertiser = rng.integers(0, config.n_advertisers, config.n_ads)
@@ -135,6 +173,9 @@ def simulate(config: SimulationConfig) -> SimulatedWorld:
         ad = ads_ok[rng.choice(len(ads_ok), n, p=w_ads)]
         position = np.minimum(rng.geometric(0.35, n), MAX_POSITION)
         device = np.where(rng.random(n) < 0.85, preferred_device[user], rng.integers(0, len(DEVICES), n))
+        if config.drift_kind == "covariate" and day >= config.drift_day:
+            switch = drift_rng.random(n) < 0.3
+            device = np.where(switch, drift_rng.choice(len(DEVICES), n, p=(0.3, 0.2, 0.5)), device)
         parts.append((ts, user, ad, position, device))
 
     ts, user, ad, position, device = (np.concatenate(cols) for cols in zip(*parts))
@@ -149,16 +190,24 @@ def simulate(config: SimulationConfig) -> SimulatedWorld:
     )
     hour = ((ts - start).astype(np.int64) // 3_600_000_000) % 24
     device_effect = np.array([DEVICE_EFFECT[d] for d in DEVICES])
+    drifted = (ts >= drift_start) if config.drift_kind != "none" else np.zeros(n_total, dtype=bool)
+    user_interest = interest[user, ad_category[ad]]
+    position_effect = POSITION_EFFECT[position - 1]
+    if concept_interest is not None:
+        user_interest = np.where(drifted, concept_interest[user, ad_category[ad]], user_interest)
+        position_effect = np.where(drifted, 0.4 * position_effect, position_effect)
     logit_wo_intercept = (
-        interest[user, ad_category[ad]]
+        user_interest
         + ad_quality[ad]
         + advertiser_quality[ad_advertiser[ad]]
-        + POSITION_EFFECT[position - 1]
+        + position_effect
         + device_effect[device]
         + HOUR_EFFECT[hour]
         - config.fatigue_per_exposure * prior_exposures
     )
-    intercept = _intercept_for_mean(logit_wo_intercept, config.base_ctr)
+    # The first day sets the base rate, so no day depends on what comes after it (drift included).
+    first_day = ts < start + np.timedelta64(int(day_us), "us")
+    intercept = _intercept_for_mean(logit_wo_intercept[first_day], config.base_ctr)
     p_click = 1.0 / (1.0 + np.exp(-(intercept + logit_wo_intercept)))
     clicked = (rng.random(n_total) < p_click).astype(np.int64)
 
@@ -176,7 +225,7 @@ def simulate(config: SimulationConfig) -> SimulatedWorld:
     )
     users = pl.DataFrame(
         {
-            "user_id": _ids("u", np.arange(config.n_users), 7),
+            "user_id": _ids("u", np.arange(n_users_total), 7),
             "age": age,
             "gender": np.asarray(GENDERS)[gender],
             "country": np.asarray(COUNTRIES)[country],

@@ -1,5 +1,7 @@
 from dataclasses import replace
 
+import pytest
+
 import polars as pl
 
 from expectations.ad_click import ADS_SCHEMA, IMPRESSIONS_SCHEMA, USERS_SCHEMA
@@ -25,9 +27,10 @@ def test_tables_follow_the_raw_input_contract(small_world):
 
 
 def test_click_rate_matches_the_configured_base_rate_and_the_oracle(small_world):
-    ctr = small_world.impressions["clicked"].mean()
-    assert abs(small_world.oracle["p_click"].mean() - 0.03) < 1e-3
-    assert abs(ctr - 0.03) < 0.005
+    first_day = small_world.oracle.filter(pl.col("ts").dt.day() == 1)
+    assert abs(first_day["p_click"].mean() - 0.03) < 1e-3
+    assert 0.02 < small_world.oracle["p_click"].mean() < 0.035
+    assert abs(small_world.impressions["clicked"].mean() - small_world.oracle["p_click"].mean()) < 0.005
 
 
 def test_clicks_follow_the_oracle_probabilities(small_world):
@@ -55,3 +58,41 @@ def test_entities_exist_before_their_impressions(small_world):
     assert joined.height == small_world.impressions.height
     assert (joined["signup_ts"] < joined["ts"]).all()
     assert (joined["created_ts"] < joined["ts"]).all()
+
+
+DRIFT_BASE = SimulationConfig(n_days=6, n_users=600, n_ads=60, n_advertisers=8, impressions_per_day=3_000)
+
+
+@pytest.mark.parametrize("kind", ["covariate", "concept"])
+def test_days_before_drift_are_identical_to_the_world_without_drift(kind):
+    stable = simulate(DRIFT_BASE)
+    drifted = simulate(replace(DRIFT_BASE, drift_kind=kind, drift_day=3))
+    cutoff = pl.col("ts") < pl.datetime(2026, 1, 4, time_zone="UTC")
+    assert drifted.impressions.filter(cutoff).equals(stable.impressions.filter(cutoff))
+    assert drifted.oracle.filter(cutoff).equals(stable.oracle.filter(cutoff))
+
+
+def test_covariate_drift_brings_a_new_market_and_a_new_device_mix():
+    world = simulate(replace(DRIFT_BASE, drift_kind="covariate", drift_day=3))
+    joined = world.impressions.join(world.users, on="user_id").with_columns(after=pl.col("ts").dt.day() >= 4)
+    share = joined.group_by("after").agg(
+        ng=(pl.col("country") == "NG").mean(), tablet=(pl.col("device") == "tablet").mean()
+    ).sort("after")
+    assert share["ng"][0] == 0 and share["ng"][1] > 0.1
+    assert share["tablet"][1] > 2 * share["tablet"][0]
+
+
+def test_concept_drift_changes_click_probabilities_not_traffic():
+    stable = simulate(DRIFT_BASE)
+    drifted = simulate(replace(DRIFT_BASE, drift_kind="concept", drift_day=3))
+    assert drifted.impressions.drop("clicked").equals(stable.impressions.drop("clicked"))
+    after = pl.col("ts") >= pl.datetime(2026, 1, 4, time_zone="UTC")
+    change = (drifted.oracle.filter(after)["p_click"] - stable.oracle.filter(after)["p_click"]).abs().mean()
+    assert change > 0.005
+
+
+def test_drift_settings_are_validated():
+    with pytest.raises(ValueError, match="drift_kind"):
+        SimulationConfig(drift_kind="sideways")
+    with pytest.raises(ValueError, match="drift_day"):
+        SimulationConfig(n_days=5, drift_kind="concept", drift_day=9)

@@ -1,15 +1,12 @@
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pytest
 
-from tests.conftest import free_port
+from bentos.server import serving
 from tests.pipeline.conftest import pipeline  # noqa: F401  (the small pipeline run the bento comes from)
 
 
@@ -47,35 +44,9 @@ def served(request, pipeline, deployed_bento, tmp_path_factory):  # noqa: F811
             instance=instance, asset_selection=[dg.AssetKey("ad_click_online_features")]
         )
         assert result.success
-    port = free_port()
     workdir = tmp_path_factory.mktemp("serve")  # not the project: the bento brings its own code
-    log = open(workdir / "serve.log", "w")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", "MLSD_ONLINE_STORE_URL": store_url}
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bentoml"), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bentoml serve did not become ready:\n{(workdir / 'serve.log').read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield {"url": base, "process": process, "port": port, "version": version, "backend": request.param,
-               "store_url": store_url, "settings": settings, "log": workdir / "serve.log"}
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
+    with serving(tag, env=env, cwd=workdir, log=workdir / "serve.log") as server:
+        yield {"url": server.url, "process": server.process, "port": server.port, "version": version,
+               "backend": request.param, "store_url": store_url, "settings": settings}

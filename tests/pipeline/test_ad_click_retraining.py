@@ -1,0 +1,119 @@
+"""Retraining that starts itself: the drift sensor on a temporary instance, and the real daemon end to end."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration.definitions import build_definitions
+from orchestration.main import run_daily, run_monitoring, run_training
+from orchestration.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN_DAYS = 14  # days that have arrived when the champion is trained; 6 more arrive after it
+# The warm-up covers the 7-day look-back: a reference built from days with short history would make every
+# later day look drifted.
+WORLD = {
+    "MLSD_AD_CLICK_DAYS": "20", "MLSD_AD_CLICK_USERS": "2000", "MLSD_AD_CLICK_ADS": "150",
+    "MLSD_AD_CLICK_IMPRESSIONS_PER_DAY": "8000", "MLSD_AD_CLICK_WARMUP_DAYS": "7",
+    "MLSD_AD_CLICK_VALIDATION_DAYS": "2", "MLSD_AD_CLICK_TEST_DAYS": "2",
+}
+
+
+def _environment(state: Path, drift: str | None) -> dict[str, str]:
+    env = {**WORLD, "MLSD_STATE_DIR": str(state)}
+    if drift:
+        env["MLSD_AD_CLICK_DRIFT"] = drift
+    return env
+
+
+def _live_world(env: dict[str, str], instance: dg.DagsterInstance):
+    """Train on the first days, then let the rest arrive and be monitored, as production would."""
+    defs = build_definitions(Settings.from_env(env))
+    keys = defs.resolve_job_def("ad_click_daily_job").partitions_def.get_partition_keys()
+    run_daily(defs, instance, keys[:TRAIN_DAYS])
+    assert run_training(defs, instance) == "challenger promoted to champion"
+    run_daily(defs, instance, keys[TRAIN_DAYS:])
+    run_monitoring(defs, instance, keys[TRAIN_DAYS:])
+    return defs, keys
+
+
+def _tick(defs, instance, cursor=None):
+    sensor = defs.resolve_sensor_def("ad_click_drift_sensor")
+    context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
+    return sensor.evaluate_tick(context)
+
+
+@pytest.mark.slow
+def test_stable_data_requests_no_retraining(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    defs, _ = _live_world(_environment(tmp_path, None), instance)
+    result = _tick(defs, instance)
+    assert result.run_requests == []
+    assert "no retraining needed" in result.skip_message
+
+
+@pytest.mark.slow
+def test_covariate_drift_requests_exactly_one_run_per_episode(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    defs, keys = _live_world(_environment(tmp_path, f"covariate@{TRAIN_DAYS}"), instance)
+    reports = instance.fetch_materializations(dg.AssetKey("ad_click_drift_report"), limit=100).records
+    alarms = {r.asset_materialization.partition: r.asset_materialization.metadata["alarm"].value for r in reports}
+    assert alarms[keys[TRAIN_DAYS]] is True  # detected on the first drifted day
+    first = _tick(defs, instance)
+    assert len(first.run_requests) == 1
+    request = first.run_requests[0]
+    assert request.run_key == f"drift-episode-{keys[TRAIN_DAYS]}"
+    assert request.tags["mlsd/trigger"] == "drift"
+    # The next tick, with the cursor the first one left, stays quiet: one run per episode.
+    second = _tick(defs, instance, cursor=first.cursor)
+    assert second.run_requests == []
+
+
+@pytest.mark.slow
+def test_the_daemon_runs_the_sensor_and_the_retraining_succeeds(tmp_path):
+    """The real dagster-daemon with the project's definitions: drift in, a retraining run out, a new model in MLflow."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, **_environment(tmp_path / "state", f"covariate@{TRAIN_DAYS}"), "DAGSTER_HOME": str(home)}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        settings = Settings.from_env(env)
+        _live_world(env, instance)
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([str(bin_dir / "dagster"), "sensor", "start", "ad_click_drift_sensor", "-m", "orchestration.definitions"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    log = open(tmp_path / "daemon.log", "w")
+    daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-m", "orchestration.definitions"],
+                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        run = None
+        while time.monotonic() < deadline:
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                runs = instance.get_runs(filters=dg.RunsFilter(tags={"mlsd/trigger": "drift"}))
+                if runs and runs[0].status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
+                    run = runs[0]
+                    break
+            time.sleep(3)
+        assert run is not None, (tmp_path / "daemon.log").read_text()[-3000:]
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["mlsd/drift_episode"] == f"2026-01-{TRAIN_DAYS + 1:02d}"  # the first drifted day
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+        challenger = client.get_model_version_by_alias("ad_click_ctr", "challenger")
+        assert str(challenger.version) == "2" and challenger.tags["promotion_decision"] in ("promote", "keep_champion")
+    finally:
+        os.killpg(daemon.pid, signal.SIGINT)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait()
+        log.close()
