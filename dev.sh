@@ -59,8 +59,17 @@ case "$cmd" in
         exec env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$VENV/bin/mlflow" ui --workers 1 \
             --backend-store-uri "${MLSD_MLFLOW_TRACKING_URI:-sqlite:///$MLSD_STATE_DIR/mlflow/mlflow.db}" \
             --host 127.0.0.1 --port "${MLSD_MLFLOW_PORT:-5000}" "$@" ;;
+    stream-replay)
+        setup
+        day=${1:?usage: ./dev.sh stream-replay DAY [SPEED]  (a materialized ad_click_impressions day, e.g. 2026-01-28)}
+        exec "$VENV/bin/python" -m models.ad_click.stream replay \
+            --events "${MLSD_LAKE_DIR:-$MLSD_STATE_DIR/lake}/assets/ad_click_impressions/$day.parquet" ${2:+--speed "$2"} ;;
+    stream-consume)
+        setup
+        exec "$VENV/bin/python" -m models.ad_click.stream consume \
+            --lake-dir "${MLSD_LAKE_DIR:-$MLSD_STATE_DIR/lake}/landing/ad_click_stream" "$@" ;;
     lock) setup; "$VENV/bin/pip" freeze --exclude-editable | { sed -n 1,2p requirements.lock; cat; } > requirements.lock.new \
             && mv requirements.lock.new requirements.lock ;;
-    *) echo "usage: ./dev.sh {run|test|ui|mlflow-ui|serve [BENTO]|train|rollback|bench NAME|setup|lock} [args]"
+    *) echo "usage: ./dev.sh {run|test|ui|mlflow-ui|serve [BENTO]|train|rollback|stream-replay DAY [SPEED]|stream-consume|bench NAME|setup|lock} [args]"
        [ "$cmd" = help ] ;;
 esac

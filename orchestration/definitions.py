@@ -11,7 +11,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from assets import ad_click
     from assets.ad_click.training import AdClickTimeSplit
     from orchestration.io import PolarsParquetIOManager
-    from orchestration.resources import AdClickSource, BentoPackager, MlflowTracking, OnlineFeatureStore
+    from orchestration.resources import AdClickSource, BentoPackager, EventStream, MlflowTracking, OnlineFeatureStore
 
     cfg = settings.ad_click
     source = AdClickSource(
@@ -39,6 +39,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         "source": source,
         "online_store": OnlineFeatureStore(url=settings.online_store_url),
+        "stream": EventStream(url=settings.stream_url, lake_dir=str(settings.lake_dir / "landing" / "ad_click_stream")),
         "packager": BentoPackager(
             bentoml_home=str(settings.bentoml_home), mlflow_tracking_uri=settings.mlflow_tracking_uri
         ),

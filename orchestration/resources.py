@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from orchestration.io import write_parquet_atomically
+from models.storage import write_parquet_atomically
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -204,3 +204,10 @@ class BentoPackager(dg.ConfigurableResource):
         if completed.returncode != 0:
             raise RuntimeError(f"bentos.package {' '.join(args)} failed:\n{completed.stderr[-4000:]}")
         return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+class EventStream(dg.ConfigurableResource):
+    """The Redis stream of ad events and where the consumer lands them in the lake."""
+
+    url: str
+    lake_dir: str

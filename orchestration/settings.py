@@ -41,6 +41,7 @@ class Settings:
     mlflow_ui_url: str
     bentoml_home: Path
     online_store_url: str
+    stream_url: str
     ad_click: AdClickSettings = field(default_factory=AdClickSettings)
 
     @classmethod
@@ -59,6 +60,7 @@ class Settings:
             mlflow_ui_url=env.get("MLSD_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
             bentoml_home=Path(env.get("BENTOML_HOME", state / "bentoml")).resolve(),
             online_store_url=env.get("MLSD_ONLINE_STORE_URL", f"sqlite:///{state / 'online' / 'features.db'}"),
+            stream_url=env.get("MLSD_STREAM_URL", "redis://127.0.0.1:6379/0"),
             ad_click=ad_click,
         )
 

@@ -10,6 +10,7 @@ from assets.ad_click.features import build_feature_assets
 from assets.ad_click.monitoring import build_drift_sensor, build_monitoring_assets, build_retrain_schedule
 from assets.ad_click.raw import GROUP, build_raw_assets
 from assets.ad_click.serving import build_serving_assets
+from assets.ad_click.streaming import ad_click_stream_consumer_job, ad_click_stream_consumer_schedule
 from assets.ad_click.training import build_training_assets
 
 DAILY_JOB = "ad_click_daily_job"
@@ -77,7 +78,7 @@ def build_definitions(start_date: str, days: int) -> dg.Definitions:
     return dg.Definitions(
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
-        jobs=jobs,
+        jobs=[*jobs, ad_click_stream_consumer_job],
         sensors=[build_drift_sensor(TRAINING_JOB)],
-        schedules=[build_retrain_schedule(TRAINING_JOB)],
+        schedules=[build_retrain_schedule(TRAINING_JOB), ad_click_stream_consumer_schedule],
     )

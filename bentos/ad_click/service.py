@@ -98,6 +98,13 @@ class AdClickRanker:
         self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
         url = os.environ.get("MLSD_ONLINE_STORE_URL")
         self.store = open_store(url, "ad_click") if url else None
+        realtime_url = os.environ.get("MLSD_REALTIME_URL")  # the stream consumer's Redis: live 1-hour counts
+        if realtime_url:
+            from models.ad_click.stream import RealtimeAggregates
+
+            self.realtime = RealtimeAggregates(realtime_url)
+        else:
+            self.realtime = None
 
     def _predict(self, features) -> list[float]:
         from models.ad_click.model import model_input
@@ -136,7 +143,7 @@ class AdClickRanker:
             features = online_features(rows, _empty_records(rows.height))
             fallbacks, snapshot = ["online store not configured (MLSD_ONLINE_STORE_URL): cold-start defaults"], None
         else:
-            features, fallbacks = fetch_features(self.store, rows)
+            features, fallbacks = fetch_features(self.store, rows, realtime=self.realtime)
             info = self.store.current()
             snapshot = info.as_of if info else None
         scores = self._predict(features)

@@ -32,11 +32,13 @@ def publish_snapshot(store: OnlineStore, frames: dict[str, pl.DataFrame], as_of:
     return store.publish(snapshot_records(frames), FEATURE_VERSION, as_of.isoformat())
 
 
-def fetch_features(store: OnlineStore, requests: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+def fetch_features(store: OnlineStore, requests: pl.DataFrame, realtime=None) -> tuple[pl.DataFrame, list[str]]:
     """Model features for request rows (user_id, ad_id, ts, position, device), and the fallbacks taken.
 
     Unknown users get no demographics and no history; unknown ads no attributes and no history: the model
-    then scores from the request context alone, and each fallback is reported.
+    then scores from the request context alone, and each fallback is reported. With `realtime` (the stream
+    consumer's RealtimeAggregates), the user and ad 1-hour counts are the live ones at each request's time
+    instead of the snapshot's.
     """
     info = store.current()
     snapshot = info.snapshot_id if info else None
@@ -50,6 +52,14 @@ def fetch_features(store: OnlineStore, requests: pl.DataFrame) -> tuple[pl.DataF
     }
     for entity, keys in entity_keys(requests, users, ads).items():
         records[entity] = store.get_in(snapshot, entity, keys) if snapshot else [None] * len(keys)
+    if realtime is not None:
+        ts_us = requests["ts"].dt.epoch("us").to_list()
+        for entity, column in (("user", "user_id"), ("ad", "ad_id")):
+            live = realtime.counts(entity, requests[column].to_list(), ts_us)
+            records[entity] = [
+                {**(record or {}), f"{entity}_impressions_1h": n, f"{entity}_clicks_1h": c} if record is not None else None
+                for record, (n, c) in zip(records[entity], live)
+            ]
     fallbacks = []
     if snapshot is None:
         fallbacks.append("online store has no snapshot: every entity uses cold-start defaults")
