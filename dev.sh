@@ -47,6 +47,8 @@ case "$cmd" in
     run) setup; exec "$VENV/bin/python" -m orchestration.main run "$@" ;;
     train) setup; exec "$VENV/bin/python" -m orchestration.main train "$@" ;;
     rollback) setup; exec "$VENV/bin/python" -m orchestration.main rollback "$@" ;;
+    live) setup; exec "$VENV/bin/python" -m orchestration.main live "$@" ;;
+    stream-watch) setup; exec "$VENV/bin/python" -m models.ad_click.stream watch --ad "${1:?usage: ./dev.sh stream-watch AD_ID}" ;;
     serve)
         setup
         export MLSD_ONLINE_STORE_URL=${MLSD_ONLINE_STORE_URL:-sqlite:///$MLSD_STATE_DIR/online/features.db}

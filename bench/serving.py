@@ -56,12 +56,11 @@ def _in_process(store_url: str, payloads: list[dict], bento_tag: str) -> tuple[l
     import bentoml
     import polars as pl
 
-    from models.ad_click.model import model_input
     from models.ad_click.serving import fetch_features
     from models.online_store import open_store
 
-    model_tag = bentoml.bentos.get(bento_tag).info.models[0].tag
-    model = bentoml.mlflow.load_model(str(model_tag))
+    model_tag = bentoml.bentos.get(bento_tag).info.all_models[0].tag
+    model = bentoml.mlflow.load_model(str(model_tag)).unwrap_python_model()  # as the service does
     store = open_store(store_url, "ad_click")
     full, predict_only = [], []
     for payload in payloads:
@@ -73,9 +72,8 @@ def _in_process(store_url: str, payloads: list[dict], bento_tag: str) -> tuple[l
         )
         start = time.perf_counter()
         features, _ = fetch_features(store, rows)
-        frame = model_input(features)
         middle = time.perf_counter()
-        model.predict(frame)
+        model.predict_frame(features)
         end = time.perf_counter()
         full.append(end - start)
         predict_only.append(end - middle)

@@ -4,6 +4,9 @@
                                          promotion, packaging and batch scoring of the last day
     python -m orchestration.main train   training, promotion and packaging only (the days must exist)
     python -m orchestration.main rollback    champion back to the version it replaced; bento rebuilt
+    python -m orchestration.main live --train-days 21
+                                         production played forward: train on the first days, then the rest
+                                         arrive one by one and each is monitored for drift
 Runs are recorded in the instance, so `./dev.sh ui` shows them afterwards.
 """
 
@@ -86,6 +89,7 @@ def run_ad_click(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.Asset
         if not result.success:
             _fail(f"ad_click batch scoring of {keys[-1]}", result, {})
         print(f"[ad_click] batch predictions for {keys[-1]} written", flush=True)
+        run_monitoring(defs, instance, keys[-1:])
     return instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
 
 
@@ -110,6 +114,21 @@ def rollback(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.AssetMate
     return instance.get_latest_materialization_event(dg.AssetKey("ad_click_champion")).asset_materialization
 
 
+def run_live(defs: dg.Definitions, instance: dg.DagsterInstance, train_days: int) -> None:
+    from assets.ad_click import DAILY_JOB
+
+    keys = defs.resolve_job_def(DAILY_JOB).partitions_def.get_partition_keys()
+    if not 0 < train_days < len(keys):
+        raise SystemExit(f"--train-days must be between 1 and {len(keys) - 1}")
+    run_daily(defs, instance, keys[:train_days])
+    print(f"[ad_click] promotion: {run_training(defs, instance)}", flush=True)
+    for key in keys[train_days:]:
+        run_daily(defs, instance, [key])
+        run_monitoring(defs, instance, [key])
+    print("[ad_click] turn on ad_click_drift_sensor in the Dagster UI (Automation) with the daemon running "
+          "(./dev.sh ui): it requests one retraining run per drift episode")
+
+
 def _print_results(instance: dg.DagsterInstance) -> None:
     evaluation = instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
     metadata = evaluation.metadata
@@ -129,7 +148,8 @@ def _print_results(instance: dg.DagsterInstance) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "train", "rollback"])
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "train", "rollback", "live"])
+    parser.add_argument("--train-days", type=int, default=21, help="live: days that arrive before the first training")
     args = parser.parse_args(argv)
     defs = build_definitions(Settings.from_env())
     with dg.DagsterInstance.get() as instance:
@@ -137,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             run_ad_click(defs, instance)
         elif args.command == "train":
             print(f"[ad_click] promotion: {run_training(defs, instance)}")
+        elif args.command == "live":
+            run_live(defs, instance, args.train_days)
         else:
             reason = rollback(defs, instance).metadata["reason"].value
             print(f"[ad_click] {reason}")

@@ -85,7 +85,8 @@ class ScoreResponse(BaseModel):
     model_version: str
 
 
-@bentoml.service(traffic={"timeout": 10, "max_concurrency": 64}, workers=1)
+# Two worker processes, one per core of the target machine: one Python process cannot use both.
+@bentoml.service(traffic={"timeout": 10, "max_concurrency": 64}, workers=2)
 class AdClickRanker:
     model_ref = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
 
@@ -94,7 +95,9 @@ class AdClickRanker:
 
         from models.online_store import open_store
 
-        self.model = bentoml.mlflow.load_model(self.model_ref)
+        # The pyfunc model's own polars path: features come from this service's typed code, so MLflow's per-call
+        # signature check and the pandas round trip (about 15 ms of a 50-candidate request) buy nothing here.
+        self.model = bentoml.mlflow.load_model(self.model_ref).unwrap_python_model()
         self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
         url = os.environ.get("MLSD_ONLINE_STORE_URL")
         self.store = open_store(url, "ad_click") if url else None
@@ -107,9 +110,7 @@ class AdClickRanker:
             self.realtime = None
 
     def _predict(self, features) -> list[float]:
-        from models.ad_click.model import model_input
-
-        return [float(p) for p in self.model.predict(model_input(features))]
+        return [float(p) for p in self.model.predict_frame(features)]
 
     @bentoml.api(input_spec=RankRequest, output_spec=RankResponse)
     def rank(

@@ -7,11 +7,10 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import polars as pl
 
-from models.ad_click.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+from models.ad_click.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from models.ad_click.train import predict_xgboost
 
 MODELS_PACKAGE = Path(__file__).resolve().parents[1]
@@ -30,40 +29,6 @@ def pinned_requirements(*distributions: str) -> list[str]:
     return [f"{d}=={metadata.version(d)}" for d in distributions]
 
 
-def _python_model_class():
-    import mlflow.pyfunc
-
-    class AdClickModel(mlflow.pyfunc.PythonModel):
-        """XGBoost booster plus the category vocabularies it was trained with."""
-
-        def load_context(self, context):
-            import xgboost as xgb
-
-            from models.ad_click.train import CategoryEncoder
-
-            self.booster = xgb.Booster()
-            self.booster.load_model(context.artifacts["booster"])
-            state = json.loads(Path(context.artifacts["encoder"]).read_text())
-            self.encoder = CategoryEncoder(state["vocabularies"])
-            self.best_iteration = state["best_iteration"]
-
-        def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-            import xgboost as xgb
-
-            from models.ad_click.train import FEATURE_TYPES
-
-            frame = pl.from_pandas(model_input[list(FEATURE_COLUMNS)])
-            matrix = xgb.DMatrix(
-                self.encoder.transform(frame),
-                feature_names=list(FEATURE_COLUMNS),
-                feature_types=FEATURE_TYPES,
-                enable_categorical=True,
-            )
-            return self.booster.predict(matrix, iteration_range=(0, self.best_iteration + 1))
-
-    return AdClickModel
-
-
 def log_xgboost_model(booster, encoder, example: pl.DataFrame):
     """Logs the booster as a pyfunc model in the active MLflow run; returns the ModelInfo."""
     import mlflow
@@ -78,9 +43,11 @@ def log_xgboost_model(booster, encoder, example: pl.DataFrame):
         )
         sample = model_input(example)
         predictions = predict_xgboost(booster, encoder, example)
+        from models.ad_click.pyfunc import AdClickModel
+
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=_python_model_class()(),
+            python_model=AdClickModel(),
             artifacts={"booster": str(booster_path), "encoder": str(encoder_path)},
             signature=infer_signature(sample, predictions),
             input_example=sample.head(3),

@@ -6,6 +6,7 @@ effects and its lake file are written. A consumer that dies re-reads its unackno
 
     python -m models.ad_click.stream replay --events FILE.parquet [--speed 3600]   (publish, optionally paced)
     python -m models.ad_click.stream consume [--until-idle 5]                        (the consumer)
+    python -m models.ad_click.stream watch --ad ad000001                             (live counts of one ad)
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def write_events(events: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["replay", "consume"])
+    parser.add_argument("command", choices=["replay", "consume", "watch"])
+    parser.add_argument("--ad", help="watch: the ad whose last hour to print every second")
     parser.add_argument("--url", default=os.environ.get("MLSD_STREAM_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--events", help="replay: parquet of impressions (the raw-input contract)")
     parser.add_argument("--speed", type=float, default=None, help="replay: seconds of traffic per second")
@@ -175,10 +177,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "replay":
         count = publish(args.url, pl.read_parquet(args.events), args.speed)
         print(f"published {count} events to {STREAM}")
-    else:
+    elif args.command == "consume":
         count = consume(args.url, args.consumer, args.lake_dir, args.until_idle)
         print(f"consumed {count} events")
+    else:
+        watch(args.url, args.ad)
     return 0
+
+
+def watch(url: str, ad_id: str) -> None:
+    """Print an ad's impressions and clicks in the hour before its latest event, every second (Ctrl-C stops)."""
+    live = RealtimeAggregates(url)
+    while True:
+        newest = live.client.zrange(live.key("ad", ad_id, "impressions"), -1, -1, withscores=True)
+        if newest:
+            now = int(newest[0][1]) + 1
+            (n, c), = live.counts("ad", [ad_id], [now])
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now / 1e6))
+            print(f"{ad_id} at {stamp} UTC: {n} impressions, {c} clicks in the last hour", flush=True)
+        else:
+            print(f"{ad_id}: no event yet", flush=True)
+        time.sleep(1)
 
 
 if __name__ == "__main__":

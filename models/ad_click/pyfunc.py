@@ -1,0 +1,47 @@
+"""The ad click model as an MLflow pyfunc: the XGBoost booster plus the category vocabularies it was trained with.
+
+A module-level class, so MLflow pickles a reference to it and the model loads this code (shipped with the model
+through code_paths) rather than a frozen copy of the class as it was when logged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from models.ad_click.features import FEATURE_COLUMNS
+
+
+class AdClickModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        import xgboost as xgb
+
+        from models.ad_click.train import CategoryEncoder
+
+        self.booster = xgb.Booster()
+        self.booster.load_model(context.artifacts["booster"])
+        state = json.loads(Path(context.artifacts["encoder"]).read_text())
+        self.encoder = CategoryEncoder(state["vocabularies"])
+        self.best_iteration = state["best_iteration"]
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        return self.predict_frame(pl.from_pandas(model_input[list(FEATURE_COLUMNS)]))
+
+    def predict_frame(self, frame: pl.DataFrame) -> np.ndarray:
+        """The serving fast path: a polars frame of FEATURE_COLUMNS, no pandas, no signature check."""
+        import xgboost as xgb
+
+        from models.ad_click.train import FEATURE_TYPES
+
+        matrix = xgb.DMatrix(
+            self.encoder.transform(frame),
+            feature_names=list(FEATURE_COLUMNS),
+            feature_types=FEATURE_TYPES,
+            enable_categorical=True,
+        )
+        return self.booster.predict(matrix, iteration_range=(0, self.best_iteration + 1))
