@@ -7,6 +7,7 @@ before the impression, so an event at or after t (including the impression's own
 from __future__ import annotations
 
 import bisect
+import functools
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
@@ -69,6 +70,7 @@ def ctr(impressions: pl.Expr, clicks: pl.Expr) -> pl.Expr:
     return ((clicks + PRIOR_STRENGTH * PRIOR_CTR) / (impressions + PRIOR_STRENGTH)).cast(pl.Float32)
 
 
+@functools.cache  # expressions are immutable; building them costs more than a serving request's data work
 def _derived_features() -> list[pl.Expr]:
     """Features derived from the row's own time and entities, identical offline and online.
 
@@ -141,6 +143,7 @@ def point_in_time_features(
     return features.select(*KEY_COLUMNS, *FEATURE_COLUMNS, LABEL).collect()
 
 
+@functools.cache
 def _ctr_columns() -> list[pl.Expr]:
     return [
         ctr(pl.col(f"{entity}_impressions_{window}"), pl.col(f"{entity}_clicks_{window}")).alias(f"{entity}_ctr_{window}")
