@@ -16,6 +16,7 @@ class Decision:
     reason: str
     challenger: dict[str, float]
     champion: dict[str, float] | None
+    unusable: bool = False  # the challenger breaks an absolute limit: a broken model, not merely a worse one
 
     def tags(self) -> dict[str, str]:
         tags = {"promotion_decision": "promote" if self.promote else "keep_champion", "promotion_reason": self.reason}
@@ -37,7 +38,8 @@ class PromotionPolicy:
     def decide(self, challenger: dict[str, float], champion: dict[str, float] | None) -> Decision:
         for name, limit in self.absolute_limits.items():
             if not challenger[name] < limit:
-                return Decision(False, f"challenger {name} {challenger[name]:.4f} is not below the limit {limit}", challenger, champion)
+                reason = f"challenger {name} {challenger[name]:.4f} is not below the limit {limit}"
+                return Decision(False, reason, challenger, champion, unusable=True)
         if champion is None:
             return Decision(True, "no champion yet; challenger passes the absolute limits", challenger, None)
         needed = champion[self.metric] * (1 - self.min_relative_improvement)

@@ -38,8 +38,8 @@ def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, **kwargs):
     return job.execute_in_process(instance=instance, raise_on_error=False, run_config=config, **kwargs)
 
 
-def _step_failures(result, expected: frozenset[str] = frozenset()) -> list:
-    return [e for e in result.all_events if e.is_step_failure and e.step_key not in expected]
+def _step_failures(result) -> list:
+    return [e for e in result.all_events if e.is_step_failure]
 
 
 def _fail(what: str, result, failed: dict[str, str]):
@@ -66,15 +66,14 @@ def run_daily(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str
 def run_training(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     """Runs the training job; returns the promotion decision. A challenger that loses is not an error."""
     from assets.ad_click import TRAINING_JOB
-    from assets.ad_click.serving import PROMOTION_CHECK, PROMOTION_CHECK_STEP
+    from assets.ad_click.serving import PROMOTION_CHECK
 
     print("[ad_click] training: time split, baseline, XGBoost, registry, promotion, bento, online features...", flush=True)
     result = _execute(defs.resolve_job_def(TRAINING_JOB), instance)
     failed = _failed_checks(result)
     decision = failed.pop(PROMOTION_CHECK, None)
-    # A challenger that loses fails the promotion check's step by design; any other failure is an error.
-    if failed or _step_failures(result, frozenset({PROMOTION_CHECK_STEP})) or (not result.success and decision is None):
-        _fail("ad_click training run", result, failed)
+    if failed or _step_failures(result) or not result.success:
+        _fail("ad_click training run", result, {PROMOTION_CHECK: decision, **failed} if decision else failed)
     return f"champion kept: {decision}" if decision else "challenger promoted to champion"
 
 

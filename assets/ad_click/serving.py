@@ -15,7 +15,6 @@ from orchestration.resources import BentoPackager, MlflowTracking, OnlineFeature
 
 PROMOTION_POLICY = PromotionPolicy()
 PROMOTION_CHECK = "ad_click_challenger_beats_champion"
-PROMOTION_CHECK_STEP = f"ad_click_model_evaluation_{PROMOTION_CHECK}"
 
 
 class ChampionConfig(dg.Config):
@@ -61,9 +60,11 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
         tags = {**decision.tags(), "compared_with_champion_version": champion or "none", "holdout_rows": str(test.height)}
         for key, value in tags.items():
             client.set_model_version_tag(REGISTERED_MODEL, challenger, key, value)
+        # A challenger that is merely no better is a normal outcome of retraining (a warning; the champion stays).
+        # One that breaks an absolute limit is a broken model: an error that blocks everything downstream.
         return dg.AssetCheckResult(
             passed=decision.promote,
-            severity=dg.AssetCheckSeverity.ERROR,
+            severity=dg.AssetCheckSeverity.ERROR if decision.unusable else dg.AssetCheckSeverity.WARN,
             metadata={
                 "decision": tags["promotion_decision"],
                 "reason": decision.reason,
@@ -82,19 +83,22 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
         mlflow_tracking: MlflowTracking,
         ad_click_ctr_model: pl.DataFrame,
     ) -> dg.MaterializeResult:
-        """The model version users are served: the `champion` alias. Moves only after the promotion check passes;
-        with action=rollback it returns to the champion it replaced."""
+        """The model version users are served: the `champion` alias. Moves only to a challenger the promotion check
+        passed (otherwise the champion stays); with action=rollback it returns to the champion it replaced."""
         client = mlflow_tracking.client()
         current = mlflow_tracking.alias_version(REGISTERED_MODEL, "champion")
         if config.action == "promote":
-            target = str(ad_click_ctr_model["version"][0])
-            decision = client.get_model_version(REGISTERED_MODEL, target).tags.get("promotion_decision")
-            if decision != "promote":
+            challenger = str(ad_click_ctr_model["version"][0])
+            tags = client.get_model_version(REGISTERED_MODEL, challenger).tags
+            target = challenger if tags.get("promotion_decision") == "promote" else current
+            if target is None:
                 raise dg.Failure(
-                    f"{REGISTERED_MODEL} v{target} has promotion_decision={decision!r}: only a challenger that passed "
-                    f"the {PROMOTION_CHECK} check of ad_click_model_evaluation is promoted"
+                    f"no champion to serve: {REGISTERED_MODEL} v{challenger} did not pass the {PROMOTION_CHECK} check "
+                    f"of ad_click_model_evaluation ({tags.get('promotion_reason', 'not evaluated')})"
                 )
-            if target == current:
+            if target != challenger:
+                reason = f"kept v{current}: challenger v{challenger} not promoted ({tags.get('promotion_reason', 'not evaluated')})"
+            elif target == current:
                 reason = f"v{target} is already the champion"
             else:
                 if current:
@@ -109,8 +113,9 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
             target = previous
             client.set_model_version_tag(REGISTERED_MODEL, current, "rolled_back_at", datetime.now(timezone.utc).isoformat())
             reason = f"rolled back from v{current} to v{target}"
-        client.set_registered_model_alias(REGISTERED_MODEL, "champion", target)
-        client.set_model_version_tag(REGISTERED_MODEL, target, "champion_since", datetime.now(timezone.utc).isoformat())
+        if target != current:
+            client.set_registered_model_alias(REGISTERED_MODEL, "champion", target)
+            client.set_model_version_tag(REGISTERED_MODEL, target, "champion_since", datetime.now(timezone.utc).isoformat())
         context.log.info(reason)
         version = client.get_model_version(REGISTERED_MODEL, target)
         return dg.MaterializeResult(
@@ -137,8 +142,8 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
     @dg.asset(group_name=GROUP, kinds={"bentoml"})
     def ad_click_bento(packager: BentoPackager, ad_click_bento_model: pl.DataFrame) -> dg.MaterializeResult:
         """The ranking service packed as a bento with the champion inside: `bentoml serve <tag>` runs it."""
-        made = packager.run("build", "ad_click")
         model_tag = str(ad_click_bento_model["model_tag"][0])
+        made = packager.run("build", "ad_click", "--model-tag", model_tag)
         if model_tag not in made["models"]:
             raise dg.Failure(f"bento {made['bento_tag']} packs {made['models']}, not the champion {model_tag}")
         return dg.MaterializeResult(

@@ -15,6 +15,10 @@ import bentoml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 
 MODEL_NAME = "ad_click_ctr"
+try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
+    from bentos.ad_click.model_tag import MODEL_TAG
+except ImportError:  # running from the source tree
+    MODEL_TAG = f"{MODEL_NAME}:latest"
 MAX_CANDIDATES = 500
 MAX_ROWS = 10_000
 
@@ -88,7 +92,7 @@ class ScoreResponse(BaseModel):
 # Two worker processes, one per core of the target machine: one Python process cannot use both.
 @bentoml.service(traffic={"timeout": 10, "max_concurrency": 64}, workers=2)
 class AdClickRanker:
-    model_ref = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
+    model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
         import bentoml.mlflow

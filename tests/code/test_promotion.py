@@ -17,7 +17,8 @@ def test_first_challenger_is_promoted_when_it_passes_the_limits():
 
 @pytest.mark.parametrize("metric,value", [("nce", 1.02), ("calibration_error", 0.05)])
 def test_first_challenger_is_refused_past_an_absolute_limit(metric, value):
-    assert not policy.decide(_challenger(**{metric: value}), None).promote
+    decision = policy.decide(_challenger(**{metric: value}), None)
+    assert not decision.promote and decision.unusable
 
 
 def test_better_challenger_is_promoted():
@@ -28,7 +29,7 @@ def test_better_challenger_is_promoted():
 @pytest.mark.parametrize("nce", [0.90, 0.8995, 0.91])
 def test_equal_barely_better_or_worse_challenger_keeps_the_champion(nce):
     decision = policy.decide(_challenger(nce=nce), CHAMPION)
-    assert not decision.promote and "is not below champion's" in decision.reason
+    assert not decision.promote and not decision.unusable and "is not below champion's" in decision.reason
 
 
 def test_guards_block_a_better_nce_with_worse_calibration():
