@@ -192,7 +192,9 @@ class BentoPackager(dg.ConfigurableResource):
             **os.environ,
             "BENTOML_HOME": self.bentoml_home,
             "BENTOML_DO_NOT_TRACK": "true",
+            # Both URIs: mlflow.set_*_uri also write these variables, so a parent may hold stale ones.
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            "MLFLOW_REGISTRY_URI": self.mlflow_tracking_uri,
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         }

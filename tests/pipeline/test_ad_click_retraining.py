@@ -81,7 +81,10 @@ def test_the_daemon_runs_the_sensor_and_the_retraining_succeeds(tmp_path):
     home = tmp_path / "dagster"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, **_environment(tmp_path / "state", f"covariate@{TRAIN_DAYS}"), "DAGSTER_HOME": str(home)}
+    # A clean environment: in-process MLflow calls of earlier tests leave MLFLOW_* variables behind.
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY", "BENTOML_HOME"))}
+    env = {**base, **_environment(tmp_path / "state", f"covariate@{TRAIN_DAYS}"), "DAGSTER_HOME": str(home),
+           "BENTOML_HOME": str(tmp_path / "state" / "bentoml")}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         settings = Settings.from_env(env)
         _live_world(env, instance)
@@ -109,6 +112,10 @@ def test_the_daemon_runs_the_sensor_and_the_retraining_succeeds(tmp_path):
         client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
         challenger = client.get_model_version_by_alias("ad_click_ctr", "challenger")
         assert str(challenger.version) == "2" and challenger.tags["promotion_decision"] in ("promote", "keep_champion")
+        if challenger.tags["promotion_decision"] == "promote":  # the champion moved: the bento was rebuilt with it
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                bento = instance.get_latest_materialization_event(dg.AssetKey("ad_click_bento")).asset_materialization
+            assert bento.metadata["mlflow_version"].value == "2"
     finally:
         os.killpg(daemon.pid, signal.SIGINT)
         try:

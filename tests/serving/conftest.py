@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def served(request, pipeline, deployed_bento, tmp_path_factory):  # noqa: F811
         from orchestration.definitions import build_definitions
 
         store_url = request.getfixturevalue("redis_url")
-        redis_defs = build_definitions(__import__("dataclasses").replace(settings, online_store_url=store_url))
+        redis_defs = build_definitions(dataclasses.replace(settings, online_store_url=store_url))
         result = redis_defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, asset_selection=[dg.AssetKey("ad_click_online_features")]
         )
