@@ -70,7 +70,7 @@ case "$cmd" in
         setup
         exec "$VENV/bin/python" -m models.ad_click.stream consume \
             --lake-dir "${MLSD_LAKE_DIR:-$MLSD_STATE_DIR/lake}/landing/ad_click_stream" "$@" ;;
-    lock) setup; "$VENV/bin/pip" freeze --exclude-editable | { sed -n 1,2p requirements.lock; cat; } > requirements.lock.new \
+    lock) setup; "$VENV/bin/pip" freeze --exclude-editable | sed "s/^torch==\([0-9.]*\)+cpu$/torch==\1/; /^mlsd==/d" | { sed -n 1,2p requirements.lock; cat; } > requirements.lock.new \
             && mv requirements.lock.new requirements.lock ;;
     *) echo "usage: ./dev.sh {run|test|ui|mlflow-ui|serve [BENTO]|train|rollback|stream-replay DAY [SPEED]|stream-consume|bench NAME|setup|lock} [args]"
        [ "$cmd" = help ] ;;
