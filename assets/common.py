@@ -64,3 +64,14 @@ def partition_frames(loaded: pl.DataFrame | dict[str, pl.DataFrame] | None) -> l
 
 def frame_metadata(frame: pl.DataFrame) -> dict[str, Any]:
     return {"dagster/row_count": frame.height, "columns": frame.width}
+
+
+def log_plots(images: dict[str, bytes], folder: str = "plots") -> None:
+    """The PNG plots as images of the active MLflow run (shown in the MLflow UI next to its metrics)."""
+    import io
+
+    import mlflow
+    from PIL import Image
+
+    for name, png in images.items():
+        mlflow.log_image(Image.open(io.BytesIO(png)), f"{folder}/{name}")

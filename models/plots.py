@@ -81,3 +81,17 @@ def bar_chart(values: dict[str, float], title: str, threshold: float | None = No
         ax.legend()
     ax.set(title=title)
     return _png(fig)
+
+
+def line_chart(x: list, series: dict[str, list[float]], title: str, xlabel: str, ylabel: str, log_x: bool = False) -> bytes:
+    """One line per series over the same x (recall@k curves, loss curves)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, values in series.items():
+        ax.plot(x[: len(values)], values, marker="o", markersize=3, label=name)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _png(fig)

@@ -28,31 +28,38 @@ class Decision:
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    """Lower is better for every metric named here (NCE, log loss, calibration error)."""
+    """Lower is better for every metric named here (NCE, log loss, calibration error), unless
+    `higher_is_better` (ranking metrics: nDCG, recall); limits and guard tolerances then point the other way."""
 
     metric: str = "nce"
     min_relative_improvement: float = 0.001  # 0.1% lower NCE
     guards: dict[str, float] = field(default_factory=lambda: {"log_loss": 0.0, "calibration_error": 0.002})
     absolute_limits: dict[str, float] = field(default_factory=lambda: {"nce": 1.0, "calibration_error": 0.02})
+    higher_is_better: bool = False
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.higher_is_better else a < b
 
     def decide(self, challenger: dict[str, float], champion: dict[str, float] | None) -> Decision:
+        side = "above" if self.higher_is_better else "below"
         for name, limit in self.absolute_limits.items():
-            if not challenger[name] < limit:
-                reason = f"challenger {name} {challenger[name]:.4f} is not below the limit {limit}"
+            if not self._better(challenger[name], limit):
+                reason = f"challenger {name} {challenger[name]:.4f} is not {side} the limit {limit:.4f}"
                 return Decision(False, reason, challenger, champion, unusable=True)
         if champion is None:
             return Decision(True, "no champion yet; challenger passes the absolute limits", challenger, None)
-        needed = champion[self.metric] * (1 - self.min_relative_improvement)
-        if not challenger[self.metric] < needed:
+        sign = 1 if self.higher_is_better else -1
+        needed = champion[self.metric] * (1 + sign * self.min_relative_improvement)
+        if not self._better(challenger[self.metric], needed):
             return Decision(
                 False,
-                f"challenger {self.metric} {challenger[self.metric]:.5f} is not below champion's "
+                f"challenger {self.metric} {challenger[self.metric]:.5f} is not {side} champion's "
                 f"{champion[self.metric]:.5f} by {self.min_relative_improvement:.2%}",
                 challenger,
                 champion,
             )
         for name, tolerance in self.guards.items():
-            if challenger[name] > champion[name] + tolerance:
+            if self._better(champion[name] - sign * tolerance, challenger[name]):
                 return Decision(
                     False,
                     f"guard {name}: challenger {challenger[name]:.5f} is worse than champion's {champion[name]:.5f} "
@@ -60,5 +67,5 @@ class PromotionPolicy:
                     challenger,
                     champion,
                 )
-        improvement = 1 - challenger[self.metric] / champion[self.metric]
+        improvement = abs(1 - challenger[self.metric] / champion[self.metric])
         return Decision(True, f"{self.metric} {improvement:.2%} better than the champion; guards hold", challenger, champion)

@@ -8,10 +8,16 @@ from orchestration.settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    from assets import ad_click
+    from assets import ad_click, video_rec
     from assets.ad_click.training import AdClickTimeSplit
     from orchestration.io import PolarsParquetIOManager
-    from orchestration.resources import AdClickSource, BentoPackager, EventStream, MlflowTracking, OnlineFeatureStore
+    from orchestration.resources import (
+        AdClickSource,
+        BentoPackager,
+        EventStream,
+        MlflowTracking,
+        OnlineFeatureStore,
+    )
 
     cfg = settings.ad_click
     source = AdClickSource(
@@ -46,11 +52,35 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         "time_split": AdClickTimeSplit(
             warmup_days=cfg.warmup_days, validation_days=cfg.validation_days, test_days=cfg.test_days
         ),
+        **video_rec_resources(settings),
     }
     return dg.Definitions.merge(
         ad_click.build_definitions(source.start_date, source.days),
+        video_rec.build_definitions(),
         dg.Definitions(resources=resources),
     )
+
+
+def video_rec_resources(settings: Settings) -> dict:
+    from assets.video_rec.raw import VideoRecTimeSplit
+    from assets.video_rec.training import VideoRecTraining
+    from orchestration.resources import VideoRecSource
+
+    cfg = settings.video_rec
+    return {
+        "video_source": VideoRecSource(
+            raw_dir=cfg.raw_dir,
+            landing_dir=str(settings.lake_dir / "landing" / "video_rec"),
+            start_date=cfg.start_date.isoformat(),
+            days=cfg.days,
+            seed=cfg.seed,
+            users=cfg.users,
+            videos=cfg.videos,
+            new_videos_per_day=cfg.new_videos_per_day,
+        ),
+        "video_time_split": VideoRecTimeSplit(ranker_days=cfg.ranker_days, test_days=cfg.test_days),
+        "video_training": VideoRecTraining(epochs=cfg.epochs, top_k=cfg.top_k),
+    }
 
 
 @dg.definitions

@@ -92,6 +92,24 @@ def run_ad_click(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.Asset
     return instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
 
 
+def run_video_rec(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
+    """The video recommender's one job: ingest, validate, train, evaluate, promote, package, batch-recommend."""
+    from assets.video_rec import TRAINING_JOB
+    from assets.video_rec.serving import PROMOTION_CHECK
+
+    print("[video_rec] ingest, validate, two-tower, ANN index, ranker, registry, evaluation, promotion, bento, "
+          "batch recommendations...", flush=True)
+    started = time.monotonic()
+    result = _execute(defs.resolve_job_def(TRAINING_JOB), instance)
+    failed = _failed_checks(result)
+    decision = failed.pop(PROMOTION_CHECK, None)
+    if failed or _step_failures(result) or not result.success:
+        _fail("video_rec training run", result, {PROMOTION_CHECK: decision, **failed} if decision else failed)
+    outcome = f"champion kept: {decision}" if decision else "challenger promoted to champion"
+    print(f"[video_rec] promotion: {outcome} ({time.monotonic() - started:.0f}s)", flush=True)
+    return outcome
+
+
 def run_monitoring(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str]) -> None:
     from assets.ad_click import MONITORING_JOB
 
@@ -128,6 +146,24 @@ def run_live(defs: dg.Definitions, instance: dg.DagsterInstance, train_days: int
           "(./dev.sh ui): it requests one retraining run per drift episode")
 
 
+def _print_video_rec_results(instance: dg.DagsterInstance) -> None:
+    event = instance.get_latest_materialization_event(dg.AssetKey("video_rec_evaluation"))
+    if event is None:
+        return
+    metadata = event.asset_materialization.metadata
+    print(f"\nVideo recommendation, test window ({metadata['test_users'].value} users, "
+          f"{metadata['catalogue_videos'].value} videos; higher is better):")
+    print(metadata["comparison"].value)
+    print(f"MLflow run: {metadata['mlflow_run'].value}")
+    champion = instance.get_latest_materialization_event(dg.AssetKey("video_rec_champion"))
+    bento = instance.get_latest_materialization_event(dg.AssetKey("video_rec_bento"))
+    if champion:
+        print(f"champion: video_rec_recommender v{champion.asset_materialization.metadata['champion_version'].value}")
+    if bento:
+        tag = bento.asset_materialization.metadata["bento_tag"].value
+        print(f"bento: {tag}  (serve it: ./dev.sh serve {tag})")
+
+
 def _print_results(instance: dg.DagsterInstance) -> None:
     evaluation = instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
     metadata = evaluation.metadata
@@ -142,6 +178,7 @@ def _print_results(instance: dg.DagsterInstance) -> None:
     if bento:
         tag = bento.asset_materialization.metadata["bento_tag"].value
         print(f"bento: {tag}  (serve it: ./dev.sh serve {tag})")
+    _print_video_rec_results(instance)
     print("Dagster: ./dev.sh ui, then open http://127.0.0.1:3000")
 
 
@@ -154,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         if args.command == "run":
             run_ad_click(defs, instance)
+            run_video_rec(defs, instance)
         elif args.command == "train":
             print(f"[ad_click] promotion: {run_training(defs, instance)}")
         elif args.command == "live":

@@ -213,3 +213,77 @@ class EventStream(dg.ConfigurableResource):
 
     url: str
     lake_dir: str
+
+
+class VideoRecSource(dg.ConfigurableResource):
+    """Where raw video data comes from: the seeded simulator, or your parquet files in `raw_dir`
+    (users.parquet, videos.parquet, interactions.parquet or interactions/*.parquet; README "Video recommendation")."""
+
+    raw_dir: str | None = None
+    landing_dir: str
+    start_date: str = "2026-01-01"
+    days: int = 28
+    seed: int = 11
+    users: int = 3_000
+    videos: int = 3_000
+    new_videos_per_day: int = 60
+
+    @property
+    def has_oracle(self) -> bool:
+        return self.raw_dir is None
+
+    @property
+    def description(self) -> str:
+        return f"your files in {self.raw_dir}" if self.raw_dir else f"simulator (seed {self.seed})"
+
+    def simulation_config(self):
+        from models.video_rec.simulator import VideoSimulationConfig
+
+        return VideoSimulationConfig(
+            seed=self.seed, start_date=date.fromisoformat(self.start_date), n_days=self.days, n_users=self.users,
+            n_videos=self.videos, new_videos_per_day=self.new_videos_per_day,
+        )
+
+    def world(self):
+        """The simulated world (cached per configuration in this process): tables and latent truth."""
+        return _simulated_world(self.simulation_config())
+
+    def table(self, table: str, columns: dict) -> pl.DataFrame:
+        if self.raw_dir:
+            files = sorted(glob.glob(os.path.join(self.raw_dir, f"{table}.parquet")))
+            files += sorted(glob.glob(os.path.join(self.raw_dir, table, "*.parquet")))
+            if not files:
+                raise FileNotFoundError(f"MLSD_VIDEO_REC_RAW_DIR={self.raw_dir}: no {table}.parquet or {table}/*.parquet found")
+            frame = pl.read_parquet(files)
+        else:
+            folder = Path(self.landing_dir) / f"sim-{self.simulation_config().fingerprint()}"
+            path = folder / f"{table}.parquet"
+            if not path.exists():
+                world = self.world()
+                for name in ("users", "videos", "interactions"):
+                    write_parquet_atomically(getattr(world, name), folder / f"{name}.parquet")
+            frame = pl.read_parquet(path)
+        if table == "videos" and "channel_id" not in frame.columns:
+            frame = frame.with_columns(channel_id=pl.lit(None, pl.String))  # optional column (per-channel rule off)
+        # Contract columns only: extras are ignored, and a missing column is reported by the blocking check.
+        return frame.select([c for c in columns if c in frame.columns])
+
+    def oracle(self):
+        """The generator's P(next view is the video and relevant) for (user_ids, as_of), or None for your data."""
+        if not self.has_oracle:
+            return None
+        world = self.world()
+        start = datetime.combine(date.fromisoformat(self.start_date), datetime.min.time(), tzinfo=timezone.utc)
+        return lambda user_ids, as_of: world.expected_relevant(user_ids, (as_of - start).total_seconds() / 86_400)
+
+
+_WORLDS: dict = {}
+
+
+def _simulated_world(config):
+    if config not in _WORLDS:
+        from models.video_rec.simulator import simulate
+
+        _WORLDS.clear()  # one world at a time: they are large
+        _WORLDS[config] = simulate(config)
+    return _WORLDS[config]

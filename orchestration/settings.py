@@ -33,6 +33,21 @@ class AdClickSettings:
 
 
 @dataclass(frozen=True)
+class VideoRecSettings:
+    raw_dir: str | None = None  # parquet files of your own; None runs the simulator
+    start_date: date = date(2026, 1, 1)
+    days: int = 28
+    seed: int = 11
+    users: int = 3_000
+    videos: int = 3_000
+    new_videos_per_day: int = 60
+    ranker_days: int = 4
+    test_days: int = 4
+    top_k: int = 20  # batch recommendations per user
+    epochs: int = 20
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path
     lake_dir: Path
@@ -43,6 +58,7 @@ class Settings:
     online_store_url: str
     stream_url: str
     ad_click: AdClickSettings = field(default_factory=AdClickSettings)
+    video_rec: VideoRecSettings = field(default_factory=VideoRecSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,10 +78,14 @@ class Settings:
             online_store_url=env.get("MLSD_ONLINE_STORE_URL", f"sqlite:///{state / 'online' / 'features.db'}"),
             stream_url=env.get("MLSD_STREAM_URL", "redis://127.0.0.1:6379/0"),
             ad_click=ad_click,
+            video_rec=VideoRecSettings(raw_dir=env.get("MLSD_VIDEO_REC_RAW_DIR") or None, **_overrides(env, _VIDEO_REC_ENV)),
         )
 
     def with_ad_click(self, **changes) -> Settings:
         return replace(self, ad_click=replace(self.ad_click, **changes))
+
+    def with_video_rec(self, **changes) -> Settings:
+        return replace(self, video_rec=replace(self.video_rec, **changes))
 
 
 _AD_CLICK_ENV = {
@@ -81,14 +101,32 @@ _AD_CLICK_ENV = {
 }
 
 
-def _ad_click_overrides(env: Mapping[str, str]) -> dict:
+_VIDEO_REC_ENV = {
+    "MLSD_VIDEO_REC_START_DATE": ("start_date", date.fromisoformat),
+    "MLSD_VIDEO_REC_DAYS": ("days", int),
+    "MLSD_VIDEO_REC_SEED": ("seed", int),
+    "MLSD_VIDEO_REC_USERS": ("users", int),
+    "MLSD_VIDEO_REC_VIDEOS": ("videos", int),
+    "MLSD_VIDEO_REC_RANKER_DAYS": ("ranker_days", int),
+    "MLSD_VIDEO_REC_TEST_DAYS": ("test_days", int),
+    "MLSD_VIDEO_REC_TOP_K": ("top_k", int),
+    "MLSD_VIDEO_REC_EPOCHS": ("epochs", int),
+}
+
+
+def _overrides(env: Mapping[str, str], table: dict) -> dict:
     overrides = {}
-    for name, (attribute, parse) in _AD_CLICK_ENV.items():
+    for name, (attribute, parse) in table.items():
         if env.get(name):
             try:
                 overrides[attribute] = parse(env[name])
             except ValueError as error:
                 raise ValueError(f"{name}={env[name]!r} is not valid: {error}") from None
+    return overrides
+
+
+def _ad_click_overrides(env: Mapping[str, str]) -> dict:
+    overrides = _overrides(env, _AD_CLICK_ENV)
     overrides["explicit_window"] = "start_date" in overrides or "days" in overrides
     drift = env.get("MLSD_AD_CLICK_DRIFT")
     if drift:

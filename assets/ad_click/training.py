@@ -6,7 +6,15 @@ import numpy as np
 import polars as pl
 
 from assets.ad_click.raw import GROUP
-from assets.common import frame_markdown, frame_metadata, images_markdown, metrics_table, partition_frames, suite_check
+from assets.common import (
+    frame_markdown,
+    frame_metadata,
+    images_markdown,
+    log_plots,
+    metrics_table,
+    partition_frames,
+    suite_check,
+)
 from expectations import ad_click as suites
 from models.ad_click.features import FEATURE_COLUMNS, LABEL
 from models.ad_click.train import SPLITS, TimeSplit, XGBoostParams
@@ -129,8 +137,7 @@ def build_training_assets() -> list:
                 mlflow.log_metric("validation_log_loss", value, step=step)
             mlflow.log_metrics({f"test_{k}": v for k, v in report.items()})
             mlflow.log_dict({"features": list(FEATURE_COLUMNS)}, "features.json")
-            for name, png in images.items():
-                mlflow.log_image(_image(png), f"plots/{name}")
+            log_plots(images)
             info = log_xgboost_model(booster, encoder, test.head(200))
             version = mlflow.register_model(info.model_uri, REGISTERED_MODEL)
             mlflow_tracking.client().set_registered_model_alias(REGISTERED_MODEL, "challenger", version.version)
@@ -195,8 +202,7 @@ def build_training_assets() -> list:
                 key = name.split(" ")[0]
                 mlflow.log_metrics({f"{key}_{k}": v for k, v in row.items() if v is not None})
             mlflow.log_text(table, "comparison.md")
-            for name, png in images.items():
-                mlflow.log_image(_image(png), f"plots/{name}")
+            log_plots(images)
         comparison = pl.DataFrame([{"model": name, **row} for name, row in rows.items()])
         context.log.info(f"test-day comparison ({test.height} impressions):\n{table}")
         return dg.MaterializeResult(
@@ -228,11 +234,3 @@ def evaluate_predictions(train: pl.DataFrame, test: pl.DataFrame, p: np.ndarray)
     from models.metrics import binary_report
 
     return binary_report(test[LABEL].to_numpy(), np.asarray(p), background_rate=float(train[LABEL].mean()))
-
-
-def _image(png: bytes):
-    import io
-
-    from PIL import Image
-
-    return Image.open(io.BytesIO(png))

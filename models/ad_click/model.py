@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +11,7 @@ import polars as pl
 
 from models.ad_click.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from models.ad_click.train import predict_xgboost
-
-MODELS_PACKAGE = Path(__file__).resolve().parents[1]
+from models.packaging import MODELS_PACKAGE, pinned_requirements
 
 
 def model_input(features: pl.DataFrame) -> pd.DataFrame:
@@ -22,11 +20,6 @@ def model_input(features: pl.DataFrame) -> pd.DataFrame:
         *[pl.col(c).cast(pl.String) for c in CATEGORICAL_FEATURES],
         *[pl.col(c).cast(pl.Float64) for c in NUMERIC_FEATURES],
     ).to_pandas()
-
-
-def pinned_requirements(*distributions: str) -> list[str]:
-    """Explicit pip requirements from the versions installed here (inference by MLflow costs seconds)."""
-    return [f"{d}=={metadata.version(d)}" for d in distributions]
 
 
 def log_xgboost_model(booster, encoder, example: pl.DataFrame):

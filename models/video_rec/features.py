@@ -1,0 +1,141 @@
+"""Labels, time split and point-in-time features of the video recommender, in polars.
+
+Every function that takes `as_of` reads only interactions strictly before it, so the same code computes
+training features (as of a past cutoff) and serving features (as of now) without leakage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import polars as pl
+
+HISTORY_LENGTH = 50  # most recent relevant videos a user is represented by
+# relevant = liked, or watched at least half without a dislike (the book's objective); a dislike always wins
+RELEVANT = (pl.col("liked") == True).fill_null(False) | (  # noqa: E712
+    (pl.col("watch_fraction") >= 0.5).fill_null(False) & (pl.col("liked") != False).fill_null(True)  # noqa: E712
+)
+
+
+def label_interactions(interactions: pl.DataFrame) -> pl.DataFrame:
+    return interactions.with_columns(relevant=RELEVANT)
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Retrieval trains before `retrieval_end`; the ranker learns labels in [retrieval_end, test_start) from features
+    as of `retrieval_end`; everything is judged on labels in [test_start, test_end) from features as of `test_start`."""
+
+    start: datetime
+    retrieval_end: datetime
+    test_start: datetime
+    test_end: datetime
+
+    @classmethod
+    def from_interactions(cls, interactions: pl.DataFrame, ranker_days: int, test_days: int) -> Cutoffs:
+        first, last = interactions["ts"].min(), interactions["ts"].max()
+        start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        test_start = end - timedelta(days=test_days)
+        retrieval_end = test_start - timedelta(days=ranker_days)
+        if retrieval_end - start < timedelta(days=ranker_days):
+            days = (end - start).days
+            raise ValueError(
+                f"interactions span {days} days: too few for {ranker_days} ranker days and {test_days} test days "
+                "after a retrieval window at least as long as the ranker window"
+            )
+        return cls(start, retrieval_end, test_start, end)
+
+    def windows(self) -> pl.DataFrame:
+        return pl.DataFrame({
+            "window": ["retrieval_train", "ranker_train", "test"],
+            "start": [self.start, self.retrieval_end, self.test_start],
+            "end": [self.retrieval_end, self.test_start, self.test_end],
+        })
+
+
+def before(frame: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+    return frame.filter(pl.col("ts") < as_of)
+
+
+def between(frame: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
+    return frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+
+
+def catalogue(videos: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+    """Videos that exist at `as_of` (an unknown upload time counts as existing)."""
+    return videos.filter(pl.col("upload_ts").is_null() | (pl.col("upload_ts") < as_of))
+
+
+def video_stats(labeled: pl.DataFrame, videos: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+    """Per video in the catalogue at `as_of`: popularity, trend, relevance rate, age, content."""
+    recent = labeled.filter((pl.col("ts") < as_of) & (pl.col("ts") >= as_of - timedelta(days=7)))
+    day_ago = as_of - timedelta(days=1)
+    counts = recent.group_by("video_id").agg(
+        views_7d=pl.len(),
+        views_1d=(pl.col("ts") >= day_ago).sum(),
+        relevant_7d=pl.col("relevant").sum(),
+    )
+    with_channel = "channel_id" in videos.columns
+    return (
+        catalogue(videos, as_of)
+        .select(
+            "video_id",
+            "title",
+            "tags",
+            "language",
+            "channel_id" if with_channel else pl.lit(None, pl.String).alias("channel_id"),
+            age_days=((pl.lit(as_of) - pl.col("upload_ts")).dt.total_seconds() / 86_400),
+            log_duration=pl.col("duration_s").clip(1.0).log(),
+        )
+        .join(counts, on="video_id", how="left")
+        .with_columns(pl.col("views_7d", "views_1d", "relevant_7d").fill_null(0).cast(pl.Float64))
+        .with_columns(
+            relevance_rate=(pl.col("relevant_7d") + 1) / (pl.col("views_7d") + 2),
+            trending=pl.col("views_1d") * 7 / (pl.col("views_7d") + 7),
+        )
+        .sort("video_id")
+    )
+
+
+def user_profiles(labeled: pl.DataFrame, users: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+    """Per user: demographics, history (recent relevant videos, oldest first), everything seen, watch statistics."""
+    past = before(labeled, as_of).sort("ts")
+    profiles = past.group_by("user_id").agg(
+        history=pl.col("video_id").filter(pl.col("relevant")).tail(HISTORY_LENGTH),
+        seen=pl.col("video_id").unique(),
+        n_views=pl.len().cast(pl.Float64),
+        mean_watch=pl.col("watch_fraction").mean(),
+        like_rate=(pl.col("liked") == True).sum() / pl.len(),  # noqa: E712
+        relevant_rate=pl.col("relevant").mean(),
+        last_ts=pl.col("ts").max(),
+    )
+    return (
+        users.select("user_id", "age", "gender", "country")
+        .join(profiles, on="user_id", how="full", coalesce=True)
+        .with_columns(
+            pl.col("history", "seen").fill_null(pl.lit([], pl.List(pl.String))),
+            pl.col("n_views").fill_null(0.0),
+        )
+        .sort("user_id")
+    )
+
+
+def ground_truth(labeled: pl.DataFrame, videos: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
+    """Per user, the relevant videos of [start, end) that were in the catalogue at `start` and not seen before it."""
+    existing = catalogue(videos, start).select("video_id")
+    seen = before(labeled, start).select("user_id", "video_id").unique()
+    return (
+        between(labeled, start, end)
+        .filter(pl.col("relevant"))
+        .join(existing, on="video_id", how="semi")
+        .join(seen, on=["user_id", "video_id"], how="anti")
+        .group_by("user_id")
+        .agg(relevant=pl.col("video_id").unique())
+        .sort("user_id")
+    )
+
+
+def popular_videos(stats: pl.DataFrame, n: int, by: str = "views_7d") -> list[str]:
+    return stats.sort([by, "relevance_rate", "video_id"], descending=[True, True, False]).head(n)["video_id"].to_list()

@@ -1,0 +1,39 @@
+"""The video recommender as an MLflow pyfunc: the two-tower model, the ANN index, the ranker and the serving
+state they were built with, in one versioned folder. Module-level so MLflow pickles a reference to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+
+from models.video_rec.recommender import Recommender
+
+
+class VideoRecommenderModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        self.recommender = Recommender.load(Path(context.artifacts["bundle"]))
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """user_id rows in; user_id, rank, video_id, score, strategy out (k from params, default 10)."""
+        k = int((params or {}).get("k", 10))
+        return self.recommender.recommend(model_input["user_id"].astype(str).tolist(), k).to_pandas()
+
+
+def log_recommender(recommender: Recommender, bundle: Path, example_users: list[str]):
+    """Logs the bundle as a pyfunc model in the active MLflow run; returns the ModelInfo."""
+    from mlflow.models import infer_signature
+
+    from models.packaging import MODELS_PACKAGE, pinned_requirements
+
+    sample = pd.DataFrame({"user_id": example_users[:3]})
+    output = recommender.recommend(example_users[:3], 10).to_pandas()
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=VideoRecommenderModel(),
+        artifacts={"bundle": str(bundle)},
+        signature=infer_signature(sample, output, params={"k": 10}),
+        code_paths=[str(MODELS_PACKAGE)],
+        pip_requirements=pinned_requirements("mlflow", "torch", "faiss-cpu", "xgboost-cpu", "polars", "pandas", "numpy"),
+    )
