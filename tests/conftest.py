@@ -13,6 +13,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+VIDEO_SMALL = dict(days=16, users=800, videos=800, new_videos_per_day=20, ranker_days=3, test_days=3, epochs=6)
 SMALL = dict(days=10, users=1_000, ads=100, advertisers=20, impressions_per_day=3_000, warmup_days=2, validation_days=2, test_days=2)
 
 

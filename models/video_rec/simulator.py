@@ -35,6 +35,7 @@ TAGS_PER_TOPIC = 8
 OTHER_LANGUAGE_APPEAL = 0.08  # a video in a language the user does not speak is rarely picked
 EXPLORATION = 0.15  # share of views whose topic ignores the user's taste
 WATCH_NOISE = 0.9  # std of the noise on a view's watch logit: relevance is a coin, not a rule
+TARGET_RELEVANT_SHARE = 0.5  # the watch intercept is calibrated so that about half of the first day's views are relevant
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class World:
     video_appeal: np.ndarray
     video_upload: np.ndarray  # days since the window start (float; negative = before it)
     video_log_duration: np.ndarray
+    watch_intercept: float = 0.0
 
     def _weights(self, day: float) -> np.ndarray:
         age = day - self.video_upload
@@ -82,7 +84,7 @@ class World:
             self.user_taste[user_index][:, self.video_topic], self.video_quality[None, :], self.video_log_duration[None, :],
             self.config.n_topics,
         )
-        return norm.cdf(mean / WATCH_NOISE)
+        return norm.cdf((mean + self.watch_intercept) / WATCH_NOISE)
 
     def choice_probability(self, user_index: np.ndarray, day: float) -> np.ndarray:
         """P(the user's next view on `day` is the video), (len(user_index), videos)."""
@@ -107,7 +109,24 @@ class World:
 
 def _watch_logit_mean(taste: np.ndarray, quality: np.ndarray, log_duration: np.ndarray, n_topics: int) -> np.ndarray:
     affinity = np.clip(np.log(taste * n_topics + 1e-3), -3, 2)
-    return 0.9 * affinity + 0.6 * quality - 0.35 * (log_duration - np.log(300)) - 2.5
+    return 0.9 * affinity + 0.6 * quality - 0.35 * (log_duration - np.log(300))
+
+
+def _calibrate_intercept(world: World, rng: np.random.Generator) -> float:
+    """The watch intercept giving TARGET_RELEVANT_SHARE relevant views on day 0 (bisection on the exact expectation),
+    so the share does not depend on the catalogue's size."""
+    sample = rng.choice(world.user_taste.shape[0], min(300, world.user_taste.shape[0]), replace=False)
+    choice = world.choice_probability(sample, 0.0)
+    mean = _watch_logit_mean(
+        world.user_taste[sample][:, world.video_topic], world.video_quality[None, :], world.video_log_duration[None, :],
+        world.config.n_topics,
+    )
+    low, high = -15.0, 15.0
+    for _ in range(40):
+        middle = (low + high) / 2
+        share = float((choice * norm.cdf((mean + middle) / WATCH_NOISE)).sum(axis=1).mean())
+        low, high = (middle, high) if share < TARGET_RELEVANT_SHARE else (low, middle)
+    return (low + high) / 2
 
 
 def simulate(config: VideoSimulationConfig) -> World:
@@ -179,6 +198,7 @@ def simulate(config: VideoSimulationConfig) -> World:
         video_upload=upload,
         video_log_duration=log_duration,
     )
+    world.watch_intercept = _calibrate_intercept(world, rng)
     interactions = _simulate_views(world, activity, rng, config)
 
     video_ids = np.array([f"v{v:07d}" for v in range(n_videos)])
@@ -246,7 +266,7 @@ def _simulate_views(world: World, activity: np.ndarray, rng: np.random.Generator
             else:
                 seen.add(pair)
         user, video = user[keep], video[keep]
-        mean = _watch_logit_mean(
+        mean = world.watch_intercept + _watch_logit_mean(
             world.user_taste[user, world.video_topic[video]], world.video_quality[video], world.video_log_duration[video], n_topics
         )
         logit = mean + rng.normal(0, WATCH_NOISE, len(user))

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from bentos.server import serving
-from tests.pipeline.conftest import pipeline  # noqa: F401  (the small pipeline run the bento comes from)
+from tests.pipeline.conftest import pipeline, video_pipeline  # noqa: F401  (the small runs the bentos come from)
 
 
 def _bentoml(home: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -17,17 +17,32 @@ def _bentoml(home: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def deployed_bento(pipeline, tmp_path_factory):  # noqa: F811
+def deploy(run, asset: str, tmp_path_factory) -> tuple[str, Path, str]:
     """The built bento exported and imported into a fresh BentoML home, as a deploy would: no project state."""
-    settings, _, instance, _ = pipeline
-    bento = instance.get_latest_materialization_event(dg.AssetKey("ad_click_bento")).asset_materialization
+    settings, _, instance, _ = run
+    bento = instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization
     tag = bento.metadata["bento_tag"].value
-    archive = tmp_path_factory.mktemp("export") / "ad_click.bento"
+    archive = tmp_path_factory.mktemp("export") / f"{asset}.bento"
     _bentoml(settings.bentoml_home, "export", tag, str(archive))
     home = tmp_path_factory.mktemp("bentoml_home")
     _bentoml(home, "import", str(archive))
     return tag, home, bento.metadata["mlflow_version"].value
+
+
+@pytest.fixture(scope="session")
+def deployed_bento(pipeline, tmp_path_factory):  # noqa: F811
+    return deploy(pipeline, "ad_click_bento", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def served_video_rec(video_pipeline, tmp_path_factory):  # noqa: F811
+    """The video recommender bento, deployed to a fresh BentoML home and served on a free loopback port."""
+    tag, home, version = deploy(video_pipeline, "video_rec_bento", tmp_path_factory)
+    workdir = tmp_path_factory.mktemp("serve_video")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    with serving(tag, env=env, cwd=workdir, log=workdir / "serve.log") as server:
+        yield {"url": server.url, "process": server.process, "version": version, "settings": video_pipeline[0]}
 
 
 @pytest.fixture(scope="session", params=["sqlite", "redis"])

@@ -1,0 +1,126 @@
+"""Unit tests of the video recommender's pieces: simulator, features without leakage, metrics, re-ranking, ANN."""
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models.ann import AnnIndex, HnswParams, recall_at_k
+from models.ranking_metrics import average_precision_at_k, intra_list_diversity, ndcg_at_k, precision_at_k, recall_at_k as rec_at_k
+from models.video_rec.features import Cutoffs, ground_truth, label_interactions, user_profiles, video_stats
+from models.video_rec.rerank import Candidate, RerankRules, rerank, title_key
+from models.video_rec.simulator import VideoSimulationConfig, simulate
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return simulate(VideoSimulationConfig(n_days=10, n_users=400, n_videos=400, new_videos_per_day=10))
+
+
+def test_simulator_is_seeded_and_follows_the_contract(world):
+    again = simulate(world.config)
+    assert again.interactions.equals(world.interactions)
+    assert world.interactions.schema["ts"] == pl.Datetime("us", "UTC")
+    assert world.interactions["watch_fraction"].drop_nulls().is_between(0, 1).all()
+    # no view before the video exists, and no user-video pair twice
+    joined = world.interactions.join(world.videos.select("video_id", "upload_ts"), on="video_id")
+    assert (joined["ts"] > joined["upload_ts"]).all()
+    assert world.interactions.select("user_id", "video_id").is_unique().all()
+    share = label_interactions(world.interactions)["relevant"].mean()
+    assert 0.3 < share < 0.75
+
+
+def test_generator_truth_is_a_distribution_over_videos(world):
+    p = world.choice_probability(np.arange(5), 5.0)
+    assert np.allclose(p.sum(axis=1), 1.0)
+    assert (p[:, world.video_upload > 5.0] == 0).all()  # videos not uploaded yet cannot be picked
+
+
+def test_relevance_label_follows_the_book():
+    frame = pl.DataFrame({
+        "watch_fraction": [0.9, 0.2, 0.6, None, None, 0.5],
+        "liked": [None, True, False, True, None, None],
+    })
+    assert label_interactions(frame)["relevant"].to_list() == [True, True, False, True, False, True]
+
+
+def test_features_ignore_everything_after_as_of(world):
+    labeled = label_interactions(world.interactions)
+    as_of = T0 + timedelta(days=6)
+    later = labeled.filter(pl.col("ts") >= as_of).with_columns(watch_fraction=pl.lit(1.0), liked=pl.lit(True), relevant=pl.lit(True))
+    changed = pl.concat([labeled.filter(pl.col("ts") < as_of), later])
+    assert video_stats(labeled, world.videos, as_of).equals(video_stats(changed, world.videos, as_of))
+    assert user_profiles(labeled, world.users, as_of).equals(user_profiles(changed, world.users, as_of))
+    stats = video_stats(labeled, world.videos, as_of)
+    assert (stats["age_days"].drop_nulls() > 0).all()  # only videos uploaded before as_of
+
+
+def test_ground_truth_excludes_seen_and_future_videos(world):
+    labeled = label_interactions(world.interactions)
+    start, end = T0 + timedelta(days=7), T0 + timedelta(days=10)
+    truth = ground_truth(labeled, world.videos, start, end).explode("relevant")
+    seen = labeled.filter(pl.col("ts") < start).select("user_id", video_id="video_id")
+    assert truth.rename({"relevant": "video_id"}).join(seen, on=["user_id", "video_id"], how="semi").height == 0
+    uploads = truth.join(world.videos.select(relevant="video_id", upload_ts="upload_ts"), on="relevant")
+    assert (uploads["upload_ts"] < start).all()
+
+
+def test_cutoffs_split_the_days_and_refuse_too_few(world):
+    cutoffs = Cutoffs.from_interactions(world.interactions, 2, 2)
+    assert cutoffs.start == T0 and cutoffs.test_end == T0 + timedelta(days=10)
+    assert cutoffs.retrieval_end == T0 + timedelta(days=6) and cutoffs.test_start == T0 + timedelta(days=8)
+    with pytest.raises(ValueError, match="too few"):
+        Cutoffs.from_interactions(world.interactions, 4, 4)
+
+
+def test_ranking_metrics_on_hand_computed_lists():
+    recommended, relevant = ["a", "b", "c", "d"], {"b", "d", "z"}
+    assert precision_at_k(recommended, relevant, 4) == 0.5
+    assert rec_at_k(recommended, relevant, 4) == pytest.approx(2 / 3)
+    assert average_precision_at_k(recommended, relevant, 4) == pytest.approx((1 / 2 + 2 / 4) / 3)
+    ideal = 1 + 1 / np.log2(3) + 1 / np.log2(4)
+    assert ndcg_at_k(recommended, relevant, 4) == pytest.approx((1 / np.log2(3) + 1 / np.log2(5)) / ideal)
+    assert ndcg_at_k(["b", "d", "z"], relevant, 3) == pytest.approx(1.0)
+    assert intra_list_diversity(["x", "y"], {"x": {"t1"}, "y": {"t1"}}) == 0.0
+    assert intra_list_diversity(["x", "y"], {"x": {"t1"}, "y": {"t2"}}) == 1.0
+
+
+def _candidate(i, channel="c1", topic="t1", vector=None, title=None):
+    vector = np.eye(8)[i % 8] if vector is None else vector
+    return Candidate(f"v{i}", 1.0 - i / 100, channel, topic, vector.astype(np.float32), title)
+
+
+def test_rerank_drops_seen_and_duplicates():
+    pool = [_candidate(0, "a"), _candidate(1, "b"), _candidate(2, "c", title="same"), _candidate(3, "d", title="same"),
+            _candidate(4, "e", vector=np.eye(8)[0])]
+    picked = rerank(pool, seen={"v1"}, k=5, rules=RerankRules(max_per_topic=10))
+    assert [c.video_id for c in picked] == ["v0", "v2"]  # v1 seen; v3 same title as v2; v4 same embedding as v0
+
+
+def test_rerank_limits_channels_and_topics_then_backfills():
+    pool = [_candidate(i, channel="a" if i < 3 else f"c{i}", topic="t" if i < 6 else f"t{i}") for i in range(8)]
+    picked = [c.video_id for c in rerank(pool, set(), k=6, rules=RerankRules(max_per_channel=2, max_per_topic=4))]
+    assert picked[:5] == ["v0", "v1", "v3", "v4", "v6"]  # v2: third of channel a; v5: fifth of topic t
+    assert picked[5] == "v7"
+    full = [c.video_id for c in rerank(pool, set(), k=8, rules=RerankRules(max_per_channel=2, max_per_topic=4))]
+    assert sorted(full) == sorted(f"v{i}" for i in range(8))  # held-back videos fill the list when nothing else is left
+    assert title_key("  Cats   Dogs ") == "cats dogs"
+
+
+def test_hnsw_finds_the_exact_neighbours_of_clustered_vectors():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, 32))
+    vectors = centres[rng.integers(0, 50, 5_000)] + 0.3 * rng.normal(size=(5_000, 32))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.array([f"v{i}" for i in range(5_000)])
+    exact = AnnIndex.build(vectors, ids, None)
+    hnsw = AnnIndex.build(vectors, ids, HnswParams(ef_search=200))
+    queries = vectors[:200]
+    recall = recall_at_k(hnsw.search_positions(queries, 50)[1], exact.search_positions(queries, 50)[1])
+    assert recall > 0.95
+    restored = AnnIndex.from_bytes(hnsw.to_bytes(), ids, hnsw.params)
+    assert (restored.search(queries, 10)[1] == hnsw.search(queries, 10)[1]).all()
+    assert exact.search(queries[:1], 1)[1][0, 0] == "v0"
