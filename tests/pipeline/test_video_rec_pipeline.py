@@ -87,6 +87,7 @@ def test_bad_data_stops_at_a_blocking_check_and_the_champion_keeps_serving(video
     assert len(client.search_model_versions(f"name='{REGISTERED_MODEL}'")) == 1  # nothing downstream ran
 
 
+@pytest.mark.slow
 def test_your_own_files_run_end_to_end_without_an_oracle(tmp_path):
     """Bring-your-own-data: parquet files in the contract's shape (no channel_id, an extra column) replace the simulator."""
     from models.video_rec.simulator import VideoSimulationConfig, simulate
@@ -112,6 +113,7 @@ def test_your_own_files_run_end_to_end_without_an_oracle(tmp_path):
     assert "views_lifetime" not in videos.columns and videos["channel_id"].null_count() == videos.height
 
 
+@pytest.mark.slow
 def test_retraining_compares_with_the_champion_on_the_same_users(video_pipeline):
     settings, defs, instance, _ = video_pipeline
     result = defs.resolve_job_def(TRAINING_JOB).execute_in_process(instance=instance, raise_on_error=False)

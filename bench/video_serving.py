@@ -1,0 +1,127 @@
+"""Latency of the video recommender bento over HTTP on loopback with a 100k-video catalogue.
+
+    ./dev.sh bench video_serving [--videos 100000] [--requests 1000]
+
+Trains the chain on the default simulation, grows the catalogue (bench/video_catalogue.py), registers it in a
+temporary MLflow registry, packages and serves it with `bentoml serve` on a free port, then sends top-10
+requests for known users one at a time, and from 4 concurrent clients. The same requests run in-process first,
+so the service's own overhead shows. Aim: p99 under 50 ms on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return f"p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms (n={len(ordered)})"
+
+
+def _grown(recommender, videos: int):
+    from bench.video_catalogue import embed_catalogue, grown_catalogue
+    from models.ann import AnnIndex
+    from models.video_rec.recommender import Recommender, ServingState
+
+    state = recommender.state
+    catalogue = grown_catalogue(state.videos, videos)
+    vectors = embed_catalogue(recommender, catalogue)
+    grown = ServingState(
+        as_of=state.as_of, videos=catalogue, video_embeddings=vectors,
+        index=AnnIndex.build(vectors, catalogue["video_id"].to_numpy(), recommender.config.hnsw),
+        profiles=state.profiles, user_embeddings=state.user_embeddings, popular=state.popular, trending=state.trending,
+    )
+    return Recommender(recommender.model, recommender.vocab, recommender.ranker, grown, recommender.config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=1_000)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+
+    import mlflow
+
+    from bench.video_catalogue import trained_chain
+    from bentos.server import serving
+    from models.video_rec.pyfunc import log_recommender
+    from orchestration.resources import BentoPackager
+
+    recommender, _, world = trained_chain()
+    recommender = _grown(recommender, args.videos)
+    users = world.users["user_id"].to_list()
+    rng = random.Random(0)
+    payloads = [{"user_id": rng.choice(users), "k": 10} for _ in range(args.requests)]
+
+    import faiss
+    import torch
+
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    recommender.ranker.set_param({"nthread": 1})
+    in_process = []
+    for payload in payloads[:300]:
+        started = time.perf_counter()
+        recommender.recommend([payload["user_id"]], payload["k"])
+        in_process.append(time.perf_counter() - started)
+    print(f"catalogue {recommender.state.videos.height:,} videos; in-process chain, one thread: {_percentiles(in_process)}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        tracking = f"sqlite:///{tmp / 'mlflow.db'}"
+        os.environ.update(MLFLOW_TRACKING_URI=tracking, MLFLOW_REGISTRY_URI=tracking)
+        mlflow.set_tracking_uri(tracking)
+        experiment = mlflow.create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            recommender.save(tmp / "bundle")
+            info = log_recommender(recommender, tmp / "bundle", users[:3])
+            version = mlflow.register_model(info.model_uri, "video_rec_recommender").version
+        packager = BentoPackager(bentoml_home=str(tmp / "bentoml"), mlflow_tracking_uri=tracking)
+        model_tag = packager.run("import-model", "video_rec", "--model-version", str(version))["model_tag"]
+        bento = packager.run("build", "video_rec", "--model-tag", model_tag)["bento_tag"]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env |= {"BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+        with serving(bento, env=env, cwd=tmp, log=tmp / "serve.log") as server, httpx.Client(timeout=30) as client:
+            url = f"{server.url}/recommend"
+            for payload in payloads[:50]:  # warm both workers
+                client.post(url, json=payload)
+            latencies, errors = [], 0
+            for payload in payloads:
+                started = time.perf_counter()
+                response = client.post(url, json=payload)
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+            print(f"HTTP, one client: {_percentiles(latencies)}; non-200: {errors}")
+            concurrent: list[float] = []
+            lock = threading.Lock()
+
+            def worker(part: list[dict]) -> None:
+                with httpx.Client(timeout=30) as own:
+                    for payload in part:
+                        started = time.perf_counter()
+                        own.post(url, json=payload)
+                        with lock:
+                            concurrent.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            threads = [threading.Thread(target=worker, args=(payloads[i :: args.clients],)) for i in range(args.clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            rate = len(concurrent) / (time.perf_counter() - started)
+            print(f"HTTP, {args.clients} concurrent clients: {_percentiles(concurrent)}; {rate:.0f} requests/s")
+
+
+if __name__ == "__main__":
+    main()
