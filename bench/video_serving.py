@@ -52,6 +52,7 @@ def main() -> None:
 
     import mlflow
 
+    from bench.serving import _sequential
     from bench.video_catalogue import trained_chain
     from bentos.server import serving
     from models.video_rec.pyfunc import log_recommender
@@ -95,12 +96,7 @@ def main() -> None:
             url = f"{server.url}/recommend"
             for payload in payloads[:50]:  # warm both workers
                 client.post(url, json=payload)
-            latencies, errors = [], 0
-            for payload in payloads:
-                started = time.perf_counter()
-                response = client.post(url, json=payload)
-                latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
+            latencies, errors = _sequential(client, url, payloads)
             print(f"HTTP, one client: {_percentiles(latencies)}; non-200: {errors}")
             concurrent: list[float] = []
             lock = threading.Lock()

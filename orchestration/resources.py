@@ -15,6 +15,15 @@ import polars as pl
 from models.storage import write_parquet_atomically
 
 
+def raw_files(raw_dir: str, table: str, setting: str) -> list[str]:
+    """Your files of one table: <raw_dir>/<table>.parquet and/or <raw_dir>/<table>/*.parquet."""
+    files = sorted(glob.glob(os.path.join(raw_dir, f"{table}.parquet")))
+    files += sorted(glob.glob(os.path.join(raw_dir, table, "*.parquet")))
+    if not files:
+        raise FileNotFoundError(f"{setting}={raw_dir}: no {table}.parquet or {table}/*.parquet found")
+    return files
+
+
 class MlflowTracking(dg.ConfigurableResource):
     """Tracking URI, one artifact location per experiment, and links to the MLflow UI."""
 
@@ -124,13 +133,7 @@ class AdClickSource(dg.ConfigurableResource):
 
     def _files(self, table: str) -> list[str]:
         assert self.raw_dir is not None
-        files = sorted(glob.glob(os.path.join(self.raw_dir, f"{table}.parquet")))
-        files += sorted(glob.glob(os.path.join(self.raw_dir, table, "*.parquet")))
-        if not files:
-            raise FileNotFoundError(
-                f"MLSD_AD_CLICK_RAW_DIR={self.raw_dir}: no {table}.parquet or {table}/*.parquet found"
-            )
-        return files
+        return raw_files(self.raw_dir, table, "MLSD_AD_CLICK_RAW_DIR")
 
     def _scan(self, table: str, columns: dict) -> pl.LazyFrame:
         frame = pl.scan_parquet(self._files(table)) if self.raw_dir else pl.scan_parquet(self._landing() / f"{table}.parquet")
@@ -250,11 +253,7 @@ class VideoRecSource(dg.ConfigurableResource):
 
     def table(self, table: str, columns: dict) -> pl.DataFrame:
         if self.raw_dir:
-            files = sorted(glob.glob(os.path.join(self.raw_dir, f"{table}.parquet")))
-            files += sorted(glob.glob(os.path.join(self.raw_dir, table, "*.parquet")))
-            if not files:
-                raise FileNotFoundError(f"MLSD_VIDEO_REC_RAW_DIR={self.raw_dir}: no {table}.parquet or {table}/*.parquet found")
-            frame = pl.read_parquet(files)
+            frame = pl.read_parquet(raw_files(self.raw_dir, table, "MLSD_VIDEO_REC_RAW_DIR"))
         else:
             folder = Path(self.landing_dir) / f"sim-{self.simulation_config().fingerprint()}"
             path = folder / f"{table}.parquet"

@@ -124,3 +124,19 @@ def test_hnsw_finds_the_exact_neighbours_of_clustered_vectors():
     restored = AnnIndex.from_bytes(hnsw.to_bytes(), ids, hnsw.params)
     assert (restored.search(queries, 10)[1] == hnsw.search(queries, 10)[1]).all()
     assert exact.search(queries[:1], 1)[1][0, 0] == "v0"
+
+
+def test_ivf_finds_the_exact_neighbours_of_clustered_vectors():
+    from models.ann import IvfParams
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(50, 32))
+    vectors = centres[rng.integers(0, 50, 5_000)] + 0.3 * rng.normal(size=(5_000, 32))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.array([f"v{i}" for i in range(5_000)])
+    exact = AnnIndex.build(vectors, ids, None)
+    ivf = AnnIndex.build(vectors, ids, IvfParams(nlist=64, nprobe=16))
+    queries = vectors[:200]
+    assert recall_at_k(ivf.search_positions(queries, 50)[1], exact.search_positions(queries, 50)[1]) > 0.95
+    restored = AnnIndex.from_bytes(ivf.to_bytes(), ids, ivf.params)
+    assert (restored.search(queries, 10)[1] == ivf.search(queries, 10)[1]).all()
