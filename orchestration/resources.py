@@ -75,25 +75,15 @@ class MlflowTracking(dg.ConfigurableResource):
         return f"{self.ui_url.rstrip('/')}/#/models/{name}/versions/{version}"
 
 
-class AdClickSource(dg.ConfigurableResource):
-    """Where raw ad click data comes from: the seeded simulator, or parquet files of your own.
-
-    Your files (README "Bring your own data") live in `raw_dir` as users.parquet, ads.parquet and
-    impressions.parquet or impressions/*.parquet. The simulator's output is cached in `landing_dir`, keyed by
-    its configuration, so every partition reads the same world.
-    """
+class RawSource(dg.ConfigurableResource):
+    """A case study's raw data: parquet files of your own in `raw_dir`, or its seeded simulator (output cached in
+    `landing_dir`). Only the simulator knows the truth the evaluation compares with (the oracle)."""
 
     raw_dir: str | None = None
     landing_dir: str
     start_date: str = "2026-01-01"
     days: int = 28
     seed: int = 7
-    users: int = 20_000
-    ads: int = 1_500
-    advertisers: int = 150
-    impressions_per_day: int = 60_000
-    drift_kind: str = "none"
-    drift_day: int = 0
 
     @property
     def has_oracle(self) -> bool:
@@ -102,6 +92,22 @@ class AdClickSource(dg.ConfigurableResource):
     @property
     def description(self) -> str:
         return f"your files in {self.raw_dir}" if self.raw_dir else f"simulator (seed {self.seed})"
+
+
+class AdClickSource(RawSource):
+    """Where raw ad click data comes from: the seeded simulator, or parquet files of your own.
+
+    Your files (README "Bring your own data") live in `raw_dir` as users.parquet, ads.parquet and
+    impressions.parquet or impressions/*.parquet. The simulator's output is cached in `landing_dir`, keyed by
+    its configuration, so every partition reads the same world.
+    """
+
+    users: int = 20_000
+    ads: int = 1_500
+    advertisers: int = 150
+    impressions_per_day: int = 60_000
+    drift_kind: str = "none"
+    drift_day: int = 0
 
     def simulation_config(self):
         from models.ad_click.simulator import SimulationConfig
@@ -218,26 +224,14 @@ class EventStream(dg.ConfigurableResource):
     lake_dir: str
 
 
-class VideoRecSource(dg.ConfigurableResource):
+class VideoRecSource(RawSource):
     """Where raw video data comes from: the seeded simulator, or your parquet files in `raw_dir`
     (users.parquet, videos.parquet, interactions.parquet or interactions/*.parquet; README "Video recommendation")."""
 
-    raw_dir: str | None = None
-    landing_dir: str
-    start_date: str = "2026-01-01"
-    days: int = 28
     seed: int = 11
     users: int = 3_000
     videos: int = 3_000
     new_videos_per_day: int = 60
-
-    @property
-    def has_oracle(self) -> bool:
-        return self.raw_dir is None
-
-    @property
-    def description(self) -> str:
-        return f"your files in {self.raw_dir}" if self.raw_dir else f"simulator (seed {self.seed})"
 
     def simulation_config(self):
         from models.video_rec.simulator import VideoSimulationConfig
