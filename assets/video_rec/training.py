@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
 from assets.common import frame_markdown, frame_metadata, images_markdown, log_plots, metrics_table, suite_check
@@ -107,7 +106,7 @@ def build_training_assets() -> list:
             }
             log_plots(images)
             with tempfile.TemporaryDirectory() as tmp:
-                tt.save(model, vocab, config, Path(tmp) / "two_tower.pt")
+                tt.save(model, vocab, Path(tmp) / "two_tower.pt")
                 mlflow.log_artifact(str(Path(tmp) / "two_tower.pt"), "two_tower")
         return dg.MaterializeResult(
             value=_reference(run_id=run.info.run_id),
@@ -291,11 +290,8 @@ def build_training_assets() -> list:
         import mlflow
         import xgboost as xgb
 
-        from models.ann import AnnIndex
-        from models.video_rec.features import popular_videos, user_profiles, video_stats
-        from models.video_rec import two_tower as tt
         from models.video_rec.pyfunc import log_recommender
-        from models.video_rec.recommender import ChainConfig, Recommender, ServingState
+        from models.video_rec.recommender import ChainConfig, Recommender, build_state
 
         model, vocab = load_two_tower(mlflow_tracking, str(video_rec_two_tower["run_id"][0]))
         config = ChainConfig()
@@ -310,20 +306,12 @@ def build_training_assets() -> list:
             ranker = xgb.Booster()
             ranker.load_model(ranker_path)
             ranker.best_iteration = int(video_rec_ranker["best_iteration"][0])
-            stats = video_stats(labeled, videos, as_of)
-            profiles = user_profiles(labeled, users, as_of)
-            state = ServingState(
-                as_of=as_of,
-                videos=stats,
-                video_embeddings=tt.embed_videos(model, tt.encode_videos(vocab, stats)),
-                index=AnnIndex.from_bytes(Path(index_path).read_bytes(), stats["video_id"].to_numpy(), config.hnsw),
-                profiles=profiles,
-                user_embeddings=tt.embed_users(model, tt.encode_users(vocab, profiles, tt.video_tag_lookup(stats))),
-                popular=popular_videos(stats, config.popular_candidates + 200),
-                trending=popular_videos(stats, config.trending_candidates + 200, by="trending"),
-            )
-            if len(state.index) != stats.height:
-                raise dg.Failure(f"the ANN index holds {len(state.index)} videos, the catalogue {stats.height}: rebuild it")
+            try:
+                state = build_state(
+                    model, vocab, labeled, users, videos, as_of, config, index_bytes=Path(index_path).read_bytes()
+                )
+            except ValueError as error:
+                raise dg.Failure(f"{error}: rematerialize video_rec_ann_index") from None
             recommender = Recommender(model, vocab, ranker, state, config)
             bundle = Path(tmp) / "bundle"
             recommender.save(bundle)
@@ -334,10 +322,10 @@ def build_training_assets() -> list:
                 "ranker_run": str(video_rec_ranker["run_id"][0]),
             }
             with mlflow_tracking.start_run(EXPERIMENT, "recommender", tags) as run:
-                mlflow.log_params({"as_of": as_of.isoformat(), "videos": stats.height, "users": profiles.height,
+                mlflow.log_params({"as_of": as_of.isoformat(), "videos": state.videos.height, "users": state.profiles.height,
                                    "ann_candidates": config.ann_candidates, "popular_candidates": config.popular_candidates,
                                    "trending_candidates": config.trending_candidates, **vars(config.rules)})
-                info = log_recommender(recommender, bundle, profiles["user_id"].head(3).to_list())
+                info = log_recommender(recommender, bundle, state.profiles["user_id"].head(3).to_list())
                 version = mlflow.register_model(info.model_uri, REGISTERED_MODEL, tags=tags)
                 mlflow_tracking.client().set_registered_model_alias(REGISTERED_MODEL, "challenger", version.version)
         context.log.info(f"registered {REGISTERED_MODEL} v{version.version} as challenger")
@@ -348,8 +336,8 @@ def build_training_assets() -> list:
                 "registered_version": str(version.version),
                 "mlflow_model": dg.MetadataValue.url(mlflow_tracking.model_url(REGISTERED_MODEL, version.version)),
                 "serving_state_as_of": as_of.isoformat(),
-                "catalogue_videos": stats.height,
-                "users": profiles.height,
+                "catalogue_videos": state.videos.height,
+                "users": state.profiles.height,
             },
         )
 

@@ -61,8 +61,25 @@ class ServingState:
     trending: list[str]
 
     def __post_init__(self):
-        self.video_row = {v: i for i, v in enumerate(self.videos["video_id"].to_list())}
+        self.video_ids = self.videos["video_id"].to_list()
+        self.video_row = {v: i for i, v in enumerate(self.video_ids)}
         self.user_row = {u: i for i, u in enumerate(self.profiles["user_id"].to_list())}
+        self.history_length = self.profiles["history"].list.len().to_list()
+        # The catalogue's side of the ranker features, row = index position: computed once per state and gathered
+        # by position per request, so a request costs its candidates, not the catalogue's size.
+        self.video_features = self.videos.select(
+            "tags", "language", "channel_id",
+            log_views_7d=pl.col("views_7d").log1p(),
+            log_views_1d=pl.col("views_1d").log1p(),
+            trending=pl.col("trending"),
+            relevance_rate=pl.col("relevance_rate"),
+            log_age_days=pl.col("age_days").clip(0.0).log1p(),
+            log_duration=pl.col("log_duration"),
+        )
+
+    def gather_videos(self, positions: pl.Series, columns: list[str] | None = None) -> pl.DataFrame:
+        frame = self.video_features if columns is None else self.video_features.select(columns)
+        return frame.select(pl.all().gather(positions))
 
 
 def build_state(
@@ -73,12 +90,20 @@ def build_state(
     videos: pl.DataFrame,
     as_of: datetime,
     config: ChainConfig,
+    index_bytes: bytes | None = None,
 ) -> ServingState:
+    """Everything the chain reads as of `as_of`. `index_bytes` reuses a serialized ANN index built over the same
+    catalogue (video_stats order) instead of building one."""
     stats = video_stats(labeled, videos, as_of)
     profiles = user_profiles(labeled, users, as_of)
     video_embeddings = tt.embed_videos(model, tt.encode_videos(vocab, stats))
     user_embeddings = tt.embed_users(model, tt.encode_users(vocab, profiles, tt.video_tag_lookup(stats)))
-    index = AnnIndex.build(video_embeddings, stats["video_id"].to_numpy(), config.hnsw)
+    if index_bytes is None:
+        index = AnnIndex.build(video_embeddings, stats["video_id"].to_numpy(), config.hnsw)
+    else:
+        index = AnnIndex.from_bytes(index_bytes, stats["video_id"].to_numpy(), config.hnsw)
+        if len(index) != stats.height:
+            raise ValueError(f"the ANN index holds {len(index)} videos, the catalogue as of {as_of} {stats.height}")
     return ServingState(
         as_of=as_of,
         videos=stats,
@@ -94,7 +119,7 @@ def build_state(
 def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray, seen: list[set[str]], config: ChainConfig) -> pl.DataFrame:
     """Union of the sources per user (seen videos dropped), with the two-tower score of every candidate."""
     scores, positions = state.index.search_positions(embeddings, config.ann_candidates + 50)
-    video_ids = state.videos["video_id"].to_list()
+    video_ids = state.video_ids
     rows: dict[str, list] = {"user_id": [], "position": [], "tt_rank": [], "source": []}
     for u, user in enumerate(user_ids):
         taken: dict[int, int] = {}  # candidate position -> its row, so a second source only adds its flag
@@ -139,20 +164,13 @@ def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray,
 
 def candidate_features(state: ServingState, frame: pl.DataFrame, profiles: pl.DataFrame) -> pl.DataFrame:
     """Ranker features of (user, candidate) rows; `profiles` holds the users' rows of user_profiles."""
-    videos = state.videos.select(
-        "video_id", "tags", "language", "channel_id",
-        log_views_7d=pl.col("views_7d").log1p(),
-        log_views_1d=pl.col("views_1d").log1p(),
-        trending=pl.col("trending"),
-        relevance_rate=pl.col("relevance_rate"),
-        log_age_days=pl.col("age_days").clip(0.0).log1p(),
-        log_duration=pl.col("log_duration"),
-    )
-    history = (
-        profiles.select("user_id", video_id=pl.col("history"))
-        .explode("video_id")
-        .drop_nulls("video_id")
-        .join(state.videos.select("video_id", "tags", "language", "channel_id"), on="video_id", how="inner")
+    watched = profiles.select("user_id", video_id=pl.col("history")).explode("video_id").drop_nulls("video_id")
+    watched = watched.with_columns(
+        position=pl.Series([state.video_row.get(v) for v in watched["video_id"].to_list()], dtype=pl.Int64)
+    ).drop_nulls("position")
+    history = pl.concat(
+        [watched.select("user_id"), state.gather_videos(watched["position"], ["tags", "language", "channel_id"])],
+        how="horizontal",
     )
     sizes = history.group_by("user_id").agg(n=pl.len().cast(pl.Float64))
     tag_weights = (
@@ -165,7 +183,7 @@ def candidate_features(state: ServingState, frame: pl.DataFrame, profiles: pl.Da
     channel_share = history.group_by("user_id", "channel_id").agg(c=pl.len()).join(sizes, on="user_id").select(
         "user_id", "channel_id", channel_share=pl.col("c") / pl.col("n")
     )
-    rows = frame.with_row_index("row").join(videos, on="video_id", how="left")
+    rows = pl.concat([frame.with_row_index("row"), state.gather_videos(frame["position"])], how="horizontal")
     overlap = (
         rows.select("row", "user_id", tag=pl.col("tags")).explode("tag")
         .join(tag_weights, on=["user_id", "tag"], how="inner")
@@ -241,8 +259,10 @@ class Recommender:
         rows = [self.state.user_row[u] for u, k in zip(user_ids, known) if k]
         profiles = self.state.profiles[rows] if rows else self.state.profiles.clear()
         embeddings = self.state.user_embeddings[rows] if rows else np.zeros((0, self.state.user_embeddings.shape[1]), np.float32)
-        strategy = ["history" if k and len(self.state.profiles["history"][self.state.user_row[u]]) else ("demographics" if k else "")
-                    for u, k in zip(user_ids, known)]
+        strategy = [
+            ("history" if self.state.history_length[self.state.user_row[u]] else "demographics") if k else ""
+            for u, k in zip(user_ids, known)
+        ]
         unknown = [(i, u) for i, (u, k) in enumerate(zip(user_ids, known)) if not k]
         if unknown:
             cold = pl.DataFrame(
@@ -307,7 +327,7 @@ class Recommender:
 
     def _candidate(self, position: int, score: float) -> Candidate:
         return Candidate(
-            video_id=self.state.videos["video_id"][position],
+            video_id=self.state.video_ids[position],
             score=score,
             channel=self._channels[position],
             topic=self._topics[position],
@@ -328,7 +348,7 @@ class Recommender:
         """The two-tower + ANN stage alone: nearest unseen videos (the evaluation's middle row)."""
         profiles, embeddings, _ = self._users(user_ids, None)
         _, positions = self.state.index.search_positions(embeddings, k + 200)
-        video_ids = self.state.videos["video_id"].to_list()
+        video_ids = self.state.video_ids
         result = {}
         for u, (user, seen) in enumerate(zip(user_ids, profiles["seen"].to_list())):
             seen = set(seen or [])
@@ -338,7 +358,7 @@ class Recommender:
     # Persistence: one folder, the artifacts of a registered model version.
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        tt.save(self.model, self.vocab, tt.TwoTowerConfig(), folder / "two_tower.pt")
+        tt.save(self.model, self.vocab, folder / "two_tower.pt")
         self.ranker.save_model(folder / "ranker.ubj")
         (folder / "index.faiss").write_bytes(self.state.index.to_bytes())
         np.save(folder / "video_embeddings.npy", self.state.video_embeddings)

@@ -145,13 +145,12 @@ def evaluate(
     if oracle is not None:
         truth_scores = oracle(user_ids, cutoffs.test_start)
         catalogue_rows = _oracle_rows(state, videos)
+        ids = state.video_ids
         lists["oracle"] = {}
         for i, u in enumerate(user_ids):
-            scores = truth_scores[i, catalogue_rows]
-            order = np.argsort(-scores, kind="stable")
-            ids = state.videos["video_id"].to_list()
+            order = np.argsort(-truth_scores[i, catalogue_rows], kind="stable")
             lists["oracle"][u] = [ids[j] for j in order[: depth + len(seen[u])] if ids[j] not in seen[u]][:depth]
-    features = {v: set(t or []) for v, t in zip(state.videos["video_id"].to_list(), state.videos["tags"].to_list())}
+    features = {v: set(t or []) for v, t in zip(state.video_ids, state.videos["tags"].to_list())}
     reports, curves, ndcg_curves = {}, {}, {}
     for name, recs in lists.items():
         reports[name] = ranking_report(recs, relevant, (*METRIC_KS, 100), state.videos.height, features, diversity_k=k)
@@ -163,7 +162,7 @@ def evaluate(
 def _oracle_rows(state: ServingState, videos: pl.DataFrame) -> np.ndarray:
     """Row of each catalogue video in the raw videos table (the simulator's order)."""
     order = {v: i for i, v in enumerate(videos["video_id"].to_list())}
-    return np.array([order[v] for v in state.videos["video_id"].to_list()])
+    return np.array([order[v] for v in state.video_ids])
 
 
 def state_at(recommender: Recommender, labeled: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame, as_of) -> Recommender:

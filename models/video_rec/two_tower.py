@@ -44,7 +44,7 @@ class Vocabulary:
         return cache[table]
 
     def state(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        return asdict(self)
 
     @classmethod
     def fit(cls, users: pl.DataFrame, videos: pl.DataFrame) -> Vocabulary:
@@ -159,6 +159,7 @@ def _masked_mean(embedding: nn.Embedding, index: torch.Tensor) -> torch.Tensor:
 class TwoTower(nn.Module):
     def __init__(self, vocab: Vocabulary, config: TwoTowerConfig):
         super().__init__()
+        self.config = config  # saved with the weights: the shapes depend on it
         d = config.dim
         self.user_id = nn.Embedding(len(vocab.users) + 1, d)
         self.video_id = nn.Embedding(len(vocab.videos) + 1, d)
@@ -314,8 +315,8 @@ def embed_users(model: TwoTower, encoded: EncodedUsers, batch: int = 8_192) -> n
     return np.concatenate(parts) if parts else np.zeros((0, model.user_id.embedding_dim), dtype=np.float32)
 
 
-def save(model: TwoTower, vocab: Vocabulary, config: TwoTowerConfig, path) -> None:
-    torch.save({"state_dict": model.state_dict(), "vocab": vocab.state(), "config": asdict(config)}, path)
+def save(model: TwoTower, vocab: Vocabulary, path) -> None:
+    torch.save({"state_dict": model.state_dict(), "vocab": vocab.state(), "config": asdict(model.config)}, path)
 
 
 def load(path) -> tuple[TwoTower, Vocabulary, TwoTowerConfig]:
