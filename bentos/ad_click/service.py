@@ -12,7 +12,9 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
+from pydantic import BaseModel, Field, StringConstraints, create_model, model_validator
+
+from bentos.schemas import Id, Strict
 
 MODEL_NAME = "ad_click_ctr"
 try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
@@ -22,12 +24,7 @@ except ImportError:  # running from the source tree
 MAX_CANDIDATES = 500
 MAX_ROWS = 10_000
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Device = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Candidate(Strict):

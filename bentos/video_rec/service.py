@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from bentos.schemas import Id, Strict
 
 MODEL_NAME = "video_rec_recommender"
 try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
@@ -21,12 +23,6 @@ except ImportError:  # running from the source tree
     MODEL_TAG = f"{MODEL_NAME}:latest"
 MAX_K = 100
 MAX_EXCLUDE = 500
-
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class UserContext(Strict):
