@@ -4,6 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
 
+# Production mode is one setting: MLSD_ENV_FILE names an environment file (README: "For teams") whose values win.
+if [ -n "${MLSD_ENV_FILE:-}" ]; then
+    [ -f "$MLSD_ENV_FILE" ] || { echo "MLSD_ENV_FILE=$MLSD_ENV_FILE does not exist (./dev.sh stack up writes one)" >&2; exit 1; }
+    set -a; . "$MLSD_ENV_FILE"; set +a
+fi
 # Everything written at run time goes under one ignored state folder; each location can be overridden.
 export MLSD_STATE_DIR=${MLSD_STATE_DIR:-$ROOT/.mlsd}
 export DAGSTER_HOME=${DAGSTER_HOME:-$MLSD_STATE_DIR/dagster}
@@ -27,17 +32,30 @@ setup() {
         "$VENV/bin/pip" install --quiet -c requirements.lock -e ".[dev]"
         echo "$want" > "$stamp"
     fi
-    if ! command -v redis-server >/dev/null; then
-        # The Redis online store and its tests need Debian's redis-server.
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            echo "installing redis-server (Debian package)..."
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    # The Redis online store, the production stack and their tests need Debian's redis-server and PostgreSQL.
+    debian_package redis-server redis-server
+    ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || debian_package postgresql pg_ctl
+    mkdir -p "$DAGSTER_HOME"
+    if [ ! -f "$DAGSTER_HOME/dagster.yaml" ]; then
+        if [ -n "${MLSD_DAGSTER_POSTGRES_URL:-}" ]; then
+            cp orchestration/dagster_postgres.yaml "$DAGSTER_HOME/dagster.yaml"
         else
-            echo "note: redis-server is not installed; the Redis tests need it (sudo apt-get install redis-server)" >&2
+            printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
         fi
     fi
-    mkdir -p "$DAGSTER_HOME"
-    [ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+}
+
+# Installs a Debian package when it is missing and we are root with apt (as in CI); otherwise says how.
+debian_package() {
+    local package=$1 command=$2
+    command -v "$command" >/dev/null && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing $package (Debian package)..."
+        { [ -n "${APT_UPDATED:-}" ] || apt-get update -qq; } && APT_UPDATED=1 \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+    else
+        echo "note: $package is not installed; what needs it says so (sudo apt-get install $package)" >&2
+    fi
 }
 
 cmd=${1:-help}
@@ -53,10 +71,25 @@ case "$cmd" in
         setup
         export MLSD_ONLINE_STORE_URL=${MLSD_ONLINE_STORE_URL:-sqlite:///$MLSD_STATE_DIR/online/features.db}
         exec "$VENV/bin/bentoml" serve "${1:-ad_click_ranker:latest}" --host 127.0.0.1 --port "${MLSD_BENTO_PORT:-3030}" "${@:2}" ;;
-    test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+    test)
+        setup
+        # The browser checks of the UIs use Debian's chromium (Playwright drives it; it downloads no browser).
+        debian_package chromium chromium
+        exec "$VENV/bin/python" -m pytest "$@" ;;
+    stack)
+        setup
+        exec "$VENV/bin/python" -m orchestration.stack "${@:-status}" ;;
     bench) setup; exec "$VENV/bin/python" -m "bench.${1:?which benchmark: see bench/}" "${@:2}" ;;
-    ui) setup; exec "$VENV/bin/dagster" dev -m orchestration.definitions -h 127.0.0.1 -p "${MLSD_DAGSTER_PORT:-3000}" "$@" ;;
+    ui)
+        if [ -n "${MLSD_DAGSTER_POSTGRES_URL:-}" ]; then
+            # A second daemon on the shared instance would run every schedule and sensor twice.
+            echo "production mode: the stack runs the Dagster webserver at http://127.0.0.1:${MLSD_DAGSTER_PORT:-3000} (./dev.sh stack up)"; exit 0
+        fi
+        setup; exec "$VENV/bin/dagster" dev -m orchestration.definitions -h 127.0.0.1 -p "${MLSD_DAGSTER_PORT:-3000}" "$@" ;;
     mlflow-ui)
+        case "${MLSD_MLFLOW_TRACKING_URI:-}" in http://*|https://*)
+            echo "production mode: the MLflow UI is the tracking server's, ${MLSD_MLFLOW_UI_URL:-$MLSD_MLFLOW_TRACKING_URI}"; exit 0 ;;
+        esac
         setup
         exec env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$VENV/bin/mlflow" ui --workers 1 \
             --backend-store-uri "${MLSD_MLFLOW_TRACKING_URI:-sqlite:///$MLSD_STATE_DIR/mlflow/mlflow.db}" \
@@ -72,6 +105,6 @@ case "$cmd" in
             --lake-dir "${MLSD_LAKE_DIR:-$MLSD_STATE_DIR/lake}/landing/ad_click_stream" "$@" ;;
     lock) setup; "$VENV/bin/pip" freeze --exclude-editable | sed "s/^torch==\([0-9.]*\)+cpu$/torch==\1/; /^mlsd==/d" | { sed -n 1,2p requirements.lock; cat; } > requirements.lock.new \
             && mv requirements.lock.new requirements.lock ;;
-    *) echo "usage: ./dev.sh {run|test|ui|mlflow-ui|serve [BENTO]|train|rollback|stream-replay DAY [SPEED]|stream-consume|bench NAME|setup|lock} [args]"
+    *) echo "usage: ./dev.sh {run|test|stack up|down|status|ui|mlflow-ui|serve [BENTO]|train|rollback|stream-replay DAY [SPEED]|stream-consume|bench NAME|setup|lock} [args]"
        [ "$cmd" = help ] ;;
 esac

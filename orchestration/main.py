@@ -43,7 +43,9 @@ def _step_failures(result) -> list:
 
 
 def _fail(what: str, result, failed: dict[str, str]):
-    errors = [str(e.event_specific_data.error.message).strip() for e in _step_failures(result)]
+    # A server that is down fails resource set-up before any step: that error is the one to show.
+    setup = [e for e in result.all_events if e.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE]
+    errors = [str(e.event_specific_data.error.message).strip() for e in [*setup, *_step_failures(result)]]
     raise SystemExit(f"{what} failed (run {result.run_id}): " + "; ".join([*failed.values(), *errors]))
 
 
@@ -165,8 +167,16 @@ def _print_video_rec_results(instance: dg.DagsterInstance) -> None:
 
 
 def _print_results(instance: dg.DagsterInstance) -> None:
-    evaluation = instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
-    metadata = evaluation.metadata
+    _print_ad_click_results(instance)
+    _print_video_rec_results(instance)
+    print("Dagster: ./dev.sh ui, then open http://127.0.0.1:3000 (production mode: the stack's webserver)")
+
+
+def _print_ad_click_results(instance: dg.DagsterInstance) -> None:
+    event = instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation"))
+    if event is None:
+        return
+    metadata = event.asset_materialization.metadata
     print("\nAd click prediction, test days (lower NCE is better; the book's metric):")
     print(metadata["comparison"].value)
     print(f"oracle: {metadata['oracle'].value}; test impressions: {metadata['test_rows'].value}")
@@ -178,20 +188,21 @@ def _print_results(instance: dg.DagsterInstance) -> None:
     if bento:
         tag = bento.asset_materialization.metadata["bento_tag"].value
         print(f"bento: {tag}  (serve it: ./dev.sh serve {tag})")
-    _print_video_rec_results(instance)
-    print("Dagster: ./dev.sh ui, then open http://127.0.0.1:3000")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "train", "rollback", "live"])
+    parser.add_argument("--case", choices=["ad_click", "video_rec"], help="run: only this case study (default: all)")
     parser.add_argument("--train-days", type=int, default=21, help="live: days that arrive before the first training")
     args = parser.parse_args(argv)
     defs = build_definitions(Settings.from_env())
     with dg.DagsterInstance.get() as instance:
         if args.command == "run":
-            run_ad_click(defs, instance)
-            run_video_rec(defs, instance)
+            if args.case in (None, "ad_click"):
+                run_ad_click(defs, instance)
+            if args.case in (None, "video_rec"):
+                run_video_rec(defs, instance)
         elif args.command == "train":
             print(f"[ad_click] promotion: {run_training(defs, instance)}")
         elif args.command == "live":

@@ -24,11 +24,51 @@ def raw_files(raw_dir: str, table: str, setting: str) -> list[str]:
     return files
 
 
+class ServiceUnavailable(ConnectionError):
+    """A server the run needs does not answer: the message names it, its URL (without password) and the fix."""
+
+
+def check_reachable(what: str, url: str, probe) -> None:
+    from orchestration.settings import redact
+
+    try:
+        probe()
+    except Exception as error:  # noqa: BLE001 - any failure to answer means the same thing here
+        raise ServiceUnavailable(
+            f"{what} at {redact(url)} is not reachable ({type(error).__name__}: {error}). Start it "
+            "(production mode on this machine: ./dev.sh stack up), then run again."
+        ) from None
+
+
+def _mlflow_health(uri: str):
+    def probe():
+        import urllib.request
+
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as response:
+            if response.status != 200:
+                raise ConnectionError(f"/health answered {response.status}")
+
+    return probe
+
+
+def _redis_ping(url: str):
+    def probe():
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    return probe
+
+
 class MlflowTracking(dg.ConfigurableResource):
     """Tracking URI, one artifact location per experiment, and links to the MLflow UI."""
 
     tracking_uri: str
-    artifact_root: str
+    artifact_root: str = ""  # empty: the tracking server decides (it serves artifacts over HTTP)
     ui_url: str = "http://127.0.0.1:5000"
 
     def _configure(self):
@@ -41,6 +81,12 @@ class MlflowTracking(dg.ConfigurableResource):
         mlflow.set_registry_uri(self.tracking_uri)
         return mlflow
 
+    def setup_for_execution(self, context) -> None:
+        # A tracking server that is down fails the run at once and says so; MLflow's own client would retry for
+        # minutes and then report a bare connection error from deep inside a step.
+        if self.tracking_uri.startswith(("http://", "https://")):
+            check_reachable("MLflow tracking server", self.tracking_uri, _mlflow_health(self.tracking_uri))
+
     def client(self):
         mlflow = self._configure()
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -50,6 +96,8 @@ class MlflowTracking(dg.ConfigurableResource):
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
+        if not self.artifact_root:
+            return client.create_experiment(name)  # the tracking server's own artifact store
         location = self.artifact_root if "://" in self.artifact_root else Path(self.artifact_root).resolve().as_uri()
         return client.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}")
 
@@ -179,6 +227,10 @@ class OnlineFeatureStore(dg.ConfigurableResource):
     """The online feature store serving reads: sqlite:///<file> (embedded default) or redis://host:port/db."""
 
     url: str
+
+    def setup_for_execution(self, context) -> None:
+        if self.url.startswith(("redis://", "rediss://")):
+            check_reachable("online feature store (Redis)", self.url, _redis_ping(self.url))
 
     def open(self, namespace: str):
         from models.online_store import open_store

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlparse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,11 +69,15 @@ class Settings:
             raw_dir=env.get("MLSD_AD_CLICK_RAW_DIR") or None,
             **_ad_click_overrides(env),
         )
+        tracking_uri = env.get("MLSD_MLFLOW_TRACKING_URI", f"sqlite:///{state / 'mlflow' / 'mlflow.db'}")
+        # A tracking server stores artifacts where it was told to (it serves them over HTTP); embedded MLflow writes
+        # them into the state folder.
+        served = tracking_uri.startswith(("http://", "https://"))
         return cls(
             state_dir=state,
             lake_dir=Path(env.get("MLSD_LAKE_DIR", state / "lake")).resolve(),
-            mlflow_tracking_uri=env.get("MLSD_MLFLOW_TRACKING_URI", f"sqlite:///{state / 'mlflow' / 'mlflow.db'}"),
-            mlflow_artifact_root=env.get("MLSD_MLFLOW_ARTIFACT_ROOT", str(state / "mlflow" / "artifacts")),
+            mlflow_tracking_uri=tracking_uri,
+            mlflow_artifact_root=env.get("MLSD_MLFLOW_ARTIFACT_ROOT", "" if served else str(state / "mlflow" / "artifacts")),
             mlflow_ui_url=env.get("MLSD_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
             bentoml_home=Path(env.get("BENTOML_HOME", state / "bentoml")).resolve(),
             online_store_url=env.get("MLSD_ONLINE_STORE_URL", f"sqlite:///{state / 'online' / 'features.db'}"),
@@ -135,3 +140,11 @@ def _ad_click_overrides(env: Mapping[str, str]) -> dict:
             raise ValueError(f"MLSD_AD_CLICK_DRIFT={drift!r} is not valid: use covariate@DAY or concept@DAY (0-based day)")
         overrides["drift_kind"], overrides["drift_day"] = kind, int(day)
     return overrides
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parsed = urlparse(url)
+    if not parsed.password:
+        return url
+    return parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@")).geturl()

@@ -17,6 +17,7 @@ from assets.promotion import (
 from models.ad_click.features import LABEL, LOOKBACK, day_bounds
 from models.promotion import PromotionPolicy
 from orchestration.resources import BentoPackager, MlflowTracking, OnlineFeatureStore
+from orchestration.settings import redact
 
 PROMOTION_POLICY = PromotionPolicy()
 PROMOTION_CHECK = "ad_click_challenger_beats_champion"
@@ -118,7 +119,7 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
                 "as_of": info.as_of,
                 "feature_version": info.feature_version,
                 "snapshot_id": info.snapshot_id,
-                "store": online_store.url.split("@")[-1],
+                "store": redact(online_store.url),
             }
         )
 

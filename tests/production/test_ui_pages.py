@@ -1,0 +1,149 @@
+"""The pages people use, checked in a real headless browser (Debian's chromium driven by Playwright): the Dagster UI,
+the MLflow UI and the bento's OpenAPI page, all served by the production stack. Screenshots go to
+.mlsd/test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.production.conftest import ARTIFACTS, ROOT
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling Google's hosts, which this network refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = ARTIFACTS / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: `./dev.sh test` installs it as root (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    # Dagster's first visit may open a newsletter dialog over the page; dismiss it whenever it shows.
+    page.add_locator_handler(page.get_by_text("Join the Dagster community"),
+                             lambda _: page.get_by_role("button", name="Skip").click())
+    yield page
+    page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}-final.png"), full_page=True)
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _graph() -> dict:
+    return json.loads((ROOT / "tests" / "snapshots" / "asset_graph.json").read_text())
+
+
+def dagster_url(stack) -> str:
+    return f"http://127.0.0.1:{stack.env['MLSD_DAGSTER_PORT']}"
+
+
+def test_dagster_ui_lists_every_group_with_its_checks(production_stack, page):
+    graph = _graph()
+    groups = sorted({a["group"] for a in graph["assets"].values()})
+    page.goto(f"{dagster_url(production_stack)}/catalog", wait_until="networkidle")
+    for group in groups:
+        page.goto(f"{dagster_url(production_stack)}/locations/mlsd/asset-groups/{group}/list", wait_until="networkidle")
+        for asset in (name for name, a in graph["assets"].items() if a["group"] == group):
+            page.get_by_text(asset, exact=True).first.wait_for()
+        shot(page, f"dagster-group-{group}")
+    checked_assets = sorted({c["asset"] for c in graph["checks"].values()})
+    for asset in checked_assets:
+        page.goto(f"{dagster_url(production_stack)}/assets/{asset}?view=checks", wait_until="networkidle")
+        for check in (name for name, c in graph["checks"].items() if c["asset"] == asset):
+            page.get_by_text(check, exact=True).first.wait_for()
+    shot(page, "dagster-checks-last-asset")
+
+
+def test_materialize_ad_click_group_from_the_ui(production_stack, production_ad_click, page):
+    from tests.production.test_production_stack import _dagster_runs
+
+    runs_before = len(_dagster_runs(production_stack))
+    page.goto(f"{dagster_url(production_stack)}/locations/mlsd/asset-groups/ad_click", wait_until="networkidle")
+    page.get_by_role("button", name="Materialize all…").click()
+    dialog = page.get_by_role("dialog")
+    # The latest day, with every unpartitioned asset of the group: one run (the other days exist already).
+    dialog.get_by_role("button", name="Latest").click()
+    shot(page, "dagster-materialize-dialog")
+    dialog.get_by_role("button", name=re.compile(r"^Launch")).click()
+    launched = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))
+    launched.wait_for()
+    run_prefix = re.search(r"Launched run ([0-9a-f]{8})", launched.inner_text()).group(1)
+
+    run_id, status = _wait_for_run(production_stack, run_prefix, timeout=900)
+    page.goto(f"{dagster_url(production_stack)}/runs/{run_id}", wait_until="networkidle")
+    page.get_by_text("Success", exact=True).first.wait_for()
+    shot(page, "dagster-ui-run")
+    assert status == "SUCCESS"
+    assert len(_dagster_runs(production_stack)) == runs_before + 1
+
+
+def _wait_for_run(stack, prefix: str, timeout: float) -> tuple[str, str]:
+    import psycopg2
+
+    url = urlparse(stack.url("MLSD_DAGSTER_POSTGRES_URL"))
+    deadline = time.monotonic() + timeout
+    while True:
+        connection = psycopg2.connect(host=url.hostname, port=url.port, user=url.username, password=url.password,
+                                      dbname=url.path.lstrip("/"))
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT run_id, status FROM runs WHERE run_id LIKE %s", (prefix + "%",))
+                row = cursor.fetchone()
+        finally:
+            connection.close()
+        if row and row[1] in ("SUCCESS", "FAILURE", "CANCELED"):
+            return row
+        assert time.monotonic() < deadline, f"run {prefix} launched from the UI still {row and row[1]} after {timeout}s"
+        time.sleep(3)
+
+
+def test_mlflow_ui_shows_runs_and_the_champion(production_stack, production_ad_click, page):
+    from mlflow import MlflowClient
+
+    uri = production_stack.url("MLSD_MLFLOW_TRACKING_URI")
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name("ad_click")
+    page.goto(f"{uri}/#/experiments/{experiment.experiment_id}", wait_until="networkidle")
+    for run_name in ("baseline", "xgboost", "evaluation"):
+        page.get_by_text(run_name, exact=True).first.wait_for()
+    shot(page, "mlflow-experiment-runs")
+
+    page.goto(f"{uri}/#/models/ad_click_ctr", wait_until="networkidle")
+    page.get_by_text(re.compile(r"champion")).first.wait_for()
+    shot(page, "mlflow-registered-model")
+
+
+def test_bento_openapi_page_loads(production_stack, production_ad_click, page, tmp_path):
+    from bentos.server import serving
+
+    env = production_stack.stack.process_env()  # the production BENTOML_HOME and Redis online store
+    env.pop("MLSD_STACK_ID")
+    with serving("ad_click_ranker:latest", env=env, cwd=tmp_path, log=tmp_path / "serve.log") as server:
+        page.goto(f"{server.url}/docs", wait_until="networkidle")
+        page.get_by_text("/rank").first.wait_for()
+        shot(page, "bento-openapi")
+        spec = page.request.get(f"{server.url}/docs.json").json()
+    assert {"/rank", "/score"} <= set(spec["paths"])
