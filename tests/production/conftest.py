@@ -9,6 +9,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -16,6 +17,29 @@ from tests.conftest import SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / ".mlsd" / "test-artifacts"  # screenshots and logs CI keeps
+
+
+RUN_NAMES = ("baseline-logistic-regression", "xgboost", "evaluation")  # the ad_click experiment's runs
+
+
+def query_dagster_db(stack, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows straight from the Dagster instance's PostgreSQL storage."""
+    import psycopg2
+
+    url = urlparse(stack.url("MLSD_DAGSTER_POSTGRES_URL"))
+    connection = psycopg2.connect(host=url.hostname, port=url.port, user=url.username, password=url.password,
+                                  dbname=url.path.lstrip("/"))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
+def dagster_runs(stack) -> list[tuple[str, str]]:
+    """(job, status) of every run, oldest first."""
+    return query_dagster_db(stack, "SELECT pipeline_name, status FROM runs ORDER BY create_timestamp")
 
 
 @dataclass
@@ -30,12 +54,16 @@ class RunningStack:
     def url(self, key: str) -> str:
         return self.env[key]
 
-    def command(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        """A project command in production mode, as `MLSD_ENV_FILE=... ./dev.sh` would run it."""
+    def client_env(self) -> dict[str, str]:
+        """The environment of a program using the stack, as `MLSD_ENV_FILE=... ./dev.sh` gives it."""
         env = {**self.stack.process_env(), "MLSD_ENV_FILE": str(self.env_file)}
-        env.pop("MLSD_STACK_ID")  # a command is not part of the stack: leftover checks must not count it
-        return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        env.pop("MLSD_STACK_ID")  # not part of the stack: the leftover check must not count it
+        return env
+
+    def command(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        """A project command in production mode."""
+        return subprocess.run([sys.executable, *args], cwd=ROOT, env=self.client_env(), capture_output=True,
+                              text=True, timeout=timeout)
 
     def stack_command(self, *args: str) -> subprocess.CompletedProcess:
         completed = self.command("-m", "orchestration.stack", *args, timeout=300)

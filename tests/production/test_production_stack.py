@@ -9,22 +9,10 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.production.conftest import RUN_NAMES, dagster_runs
+
 pytestmark = pytest.mark.slow
 
-
-def _dagster_runs(stack) -> list[tuple[str, str]]:
-    """(job, status) of every run, read straight from the instance's PostgreSQL run storage."""
-    import psycopg2
-
-    url = urlparse(stack.url("MLSD_DAGSTER_POSTGRES_URL"))
-    connection = psycopg2.connect(host=url.hostname, port=url.port, user=url.username, password=url.password,
-                                  dbname=url.path.lstrip("/"))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pipeline_name, status FROM runs ORDER BY create_timestamp")
-            return cursor.fetchall()
-    finally:
-        connection.close()
 
 
 def _mlflow(stack):
@@ -63,7 +51,7 @@ def test_stack_up_twice_changes_nothing(production_stack):
 def test_ad_click_pipeline_lands_in_postgres_mlflow_server_and_redis(production_stack, production_ad_click):
     assert "challenger promoted to champion" in production_ad_click
 
-    runs = _dagster_runs(production_stack)
+    runs = dagster_runs(production_stack)
     assert ("ad_click_training_job", "SUCCESS") in runs
     assert sum(1 for job, status in runs if job == "ad_click_daily_job" and status == "SUCCESS") == 10
 
@@ -73,7 +61,7 @@ def test_ad_click_pipeline_lands_in_postgres_mlflow_server_and_redis(production_
     # The artifacts went to the server over HTTP (its artifact store), not to a local folder of the pipeline's.
     assert client.get_run(champion.run_id).info.artifact_uri.startswith("mlflow-artifacts:/")
     experiment = client.get_experiment_by_name("ad_click")
-    assert {r.info.run_name for r in client.search_runs([experiment.experiment_id])} >= {"baseline", "xgboost", "evaluation"}
+    assert {r.info.run_name for r in client.search_runs([experiment.experiment_id])} >= set(RUN_NAMES)
 
     snapshot, keys = _online_snapshot(production_stack)
     assert snapshot["records"] == keys > 0
@@ -88,21 +76,22 @@ def test_mlflow_server_restart_mid_way(production_stack, production_ad_click, tm
     failed = stack.command("-m", "orchestration.main", "train", timeout=600)
     assert failed.returncode != 0
     assert f"MLflow tracking server at {uri} is not reachable" in failed.stderr + failed.stdout
-    assert _dagster_runs(stack)[-1] == ("ad_click_training_job", "FAILURE")  # the failed run is on record
+    assert dagster_runs(stack)[-1] == ("ad_click_training_job", "FAILURE")  # the failed run is on record
 
     assert "mlflow: started" in stack.stack_command("up").stdout
     rerun = stack.command("-m", "orchestration.main", "train", timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert _dagster_runs(stack)[-1] == ("ad_click_training_job", "SUCCESS")
+    assert dagster_runs(stack)[-1] == ("ad_click_training_job", "SUCCESS")
 
     versions_after = {str(v.version) for v in client.search_model_versions("name='ad_click_ctr'")}
     assert versions_before < versions_after, "the re-run registers a new version and keeps every earlier one"
     assert client.get_model_version_by_alias("ad_click_ctr", "champion") is not None
     import mlflow
 
-    first = client.get_logged_model(client.get_model_version("ad_click_ctr", "1").model_id)
-    folder = mlflow.artifacts.download_artifacts(artifact_uri=first.artifact_location, tracking_uri=uri,
-                                                 dst_path=str(tmp_path))
+    source = client.get_model_version("ad_click_ctr", "1").source
+    if source.startswith("models:/"):  # MLflow 3: the version points at a logged model
+        source = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    folder = mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri, dst_path=str(tmp_path))
     assert (Path(folder) / "MLmodel").exists(), "version 1's artifacts are still served after the restart"
 
 
