@@ -8,11 +8,10 @@ import json
 import re
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.production.conftest import ARTIFACTS, ROOT
+from tests.production.conftest import ARTIFACTS, ROOT, RUN_NAMES, dagster_runs, query_dagster_db
 
 pytestmark = pytest.mark.slow
 
@@ -73,15 +72,16 @@ def test_dagster_ui_lists_every_group_with_its_checks(production_stack, page):
     checked_assets = sorted({c["asset"] for c in graph["checks"].values()})
     for asset in checked_assets:
         page.goto(f"{dagster_url(production_stack)}/assets/{asset}?view=checks", wait_until="networkidle")
-        for check in (name for name, c in graph["checks"].items() if c["asset"] == asset):
-            page.get_by_text(check, exact=True).first.wait_for()
+        checks = [name for name, c in graph["checks"].items() if c["asset"] == asset]
+        page.get_by_text(f"Checks ({len(checks)})", exact=True).wait_for()
+        for check in checks:
+            # The list truncates long names on screen; the full name is in the list item all the same.
+            page.get_by_text(check, exact=True).first.wait_for(state="attached")
     shot(page, "dagster-checks-last-asset")
 
 
 def test_materialize_ad_click_group_from_the_ui(production_stack, production_ad_click, page):
-    from tests.production.test_production_stack import _dagster_runs
-
-    runs_before = len(_dagster_runs(production_stack))
+    runs_before = len(dagster_runs(production_stack))
     page.goto(f"{dagster_url(production_stack)}/locations/mlsd/asset-groups/ad_click", wait_until="networkidle")
     page.get_by_role("button", name="Materialize all…").click()
     dialog = page.get_by_role("dialog")
@@ -98,26 +98,16 @@ def test_materialize_ad_click_group_from_the_ui(production_stack, production_ad_
     page.get_by_text("Success", exact=True).first.wait_for()
     shot(page, "dagster-ui-run")
     assert status == "SUCCESS"
-    assert len(_dagster_runs(production_stack)) == runs_before + 1
+    assert len(dagster_runs(production_stack)) == runs_before + 1
 
 
 def _wait_for_run(stack, prefix: str, timeout: float) -> tuple[str, str]:
-    import psycopg2
-
-    url = urlparse(stack.url("MLSD_DAGSTER_POSTGRES_URL"))
     deadline = time.monotonic() + timeout
     while True:
-        connection = psycopg2.connect(host=url.hostname, port=url.port, user=url.username, password=url.password,
-                                      dbname=url.path.lstrip("/"))
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT run_id, status FROM runs WHERE run_id LIKE %s", (prefix + "%",))
-                row = cursor.fetchone()
-        finally:
-            connection.close()
-        if row and row[1] in ("SUCCESS", "FAILURE", "CANCELED"):
-            return row
-        assert time.monotonic() < deadline, f"run {prefix} launched from the UI still {row and row[1]} after {timeout}s"
+        rows = query_dagster_db(stack, "SELECT run_id, status FROM runs WHERE run_id LIKE %s", (prefix + "%",))
+        if rows and rows[0][1] in ("SUCCESS", "FAILURE", "CANCELED"):
+            return rows[0]
+        assert time.monotonic() < deadline, f"run {prefix} launched from the UI: {rows} after {timeout}s"
         time.sleep(3)
 
 
@@ -125,25 +115,31 @@ def test_mlflow_ui_shows_runs_and_the_champion(production_stack, production_ad_c
     from mlflow import MlflowClient
 
     uri = production_stack.url("MLSD_MLFLOW_TRACKING_URI")
-    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name("ad_click")
-    page.goto(f"{uri}/#/experiments/{experiment.experiment_id}", wait_until="networkidle")
-    for run_name in ("baseline", "xgboost", "evaluation"):
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name("ad_click")
+    # MLflow's single-page app keeps polling, so the page never goes network-idle: wait for what must show.
+    page.goto(f"{uri}/#/experiments/{experiment.experiment_id}/runs", wait_until="domcontentloaded")
+    for run_name in RUN_NAMES:
         page.get_by_text(run_name, exact=True).first.wait_for()
     shot(page, "mlflow-experiment-runs")
 
-    page.goto(f"{uri}/#/models/ad_click_ctr", wait_until="networkidle")
-    page.get_by_text(re.compile(r"champion")).first.wait_for()
+    champion = client.get_model_version_by_alias("ad_click_ctr", "champion").version
+    page.goto(f"{uri}/#/models/ad_click_ctr", wait_until="domcontentloaded")
+    row = page.get_by_role("row").filter(has_text=f"Version {champion}")
+    row.get_by_text("@ champion", exact=True).wait_for()
     shot(page, "mlflow-registered-model")
 
 
 def test_bento_openapi_page_loads(production_stack, production_ad_click, page, tmp_path):
     from bentos.server import serving
 
-    env = production_stack.stack.process_env()  # the production BENTOML_HOME and Redis online store
-    env.pop("MLSD_STACK_ID")
-    with serving("ad_click_ranker:latest", env=env, cwd=tmp_path, log=tmp_path / "serve.log") as server:
-        page.goto(f"{server.url}/docs", wait_until="networkidle")
-        page.get_by_text("/rank").first.wait_for()
+    # The production BentoML store and Redis online store.
+    with serving("ad_click_ranker:latest", env=production_stack.client_env(), cwd=tmp_path, log=tmp_path / "serve.log") as server:
+        page.goto(f"{server.url}/", wait_until="networkidle")  # BentoML serves its Swagger UI at the root
+        paths = page.locator(".opblock-summary-path")
+        paths.first.wait_for()
+        shown = {text.replace("\u200b", "") for text in paths.all_inner_texts()}
         shot(page, "bento-openapi")
         spec = page.request.get(f"{server.url}/docs.json").json()
+    assert {"/rank", "/score"} <= shown
     assert {"/rank", "/score"} <= set(spec["paths"])
