@@ -65,18 +65,23 @@ def run_daily(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[str
     return keys
 
 
+def _run_gated_training(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, promotion_check: str,
+                        case: str) -> str:
+    """Runs a training job; returns the promotion decision. A challenger that loses is not an error."""
+    result = _execute(defs.resolve_job_def(job), instance)
+    failed = _failed_checks(result)
+    decision = failed.pop(promotion_check, None)
+    if failed or _step_failures(result) or not result.success:
+        _fail(f"{case} training run", result, {promotion_check: decision, **failed} if decision else failed)
+    return f"champion kept: {decision}" if decision else "challenger promoted to champion"
+
+
 def run_training(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
-    """Runs the training job; returns the promotion decision. A challenger that loses is not an error."""
     from assets.ad_click import TRAINING_JOB
     from assets.ad_click.serving import PROMOTION_CHECK
 
     print("[ad_click] training: time split, baseline, XGBoost, registry, promotion, bento, online features...", flush=True)
-    result = _execute(defs.resolve_job_def(TRAINING_JOB), instance)
-    failed = _failed_checks(result)
-    decision = failed.pop(PROMOTION_CHECK, None)
-    if failed or _step_failures(result) or not result.success:
-        _fail("ad_click training run", result, {PROMOTION_CHECK: decision, **failed} if decision else failed)
-    return f"champion kept: {decision}" if decision else "challenger promoted to champion"
+    return _run_gated_training(defs, instance, TRAINING_JOB, PROMOTION_CHECK, "ad_click")
 
 
 def run_ad_click(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.AssetMaterialization:
@@ -102,12 +107,7 @@ def run_video_rec(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     print("[video_rec] ingest, validate, two-tower, ANN index, ranker, registry, evaluation, promotion, bento, "
           "batch recommendations...", flush=True)
     started = time.monotonic()
-    result = _execute(defs.resolve_job_def(TRAINING_JOB), instance)
-    failed = _failed_checks(result)
-    decision = failed.pop(PROMOTION_CHECK, None)
-    if failed or _step_failures(result) or not result.success:
-        _fail("video_rec training run", result, {PROMOTION_CHECK: decision, **failed} if decision else failed)
-    outcome = f"champion kept: {decision}" if decision else "challenger promoted to champion"
+    outcome = _run_gated_training(defs, instance, TRAINING_JOB, PROMOTION_CHECK, "video_rec")
     print(f"[video_rec] promotion: {outcome} ({time.monotonic() - started:.0f}s)", flush=True)
     return outcome
 
@@ -157,10 +157,14 @@ def _print_video_rec_results(instance: dg.DagsterInstance) -> None:
           f"{metadata['catalogue_videos'].value} videos; higher is better):")
     print(metadata["comparison"].value)
     print(f"MLflow run: {metadata['mlflow_run'].value}")
-    champion = instance.get_latest_materialization_event(dg.AssetKey("video_rec_champion"))
-    bento = instance.get_latest_materialization_event(dg.AssetKey("video_rec_bento"))
+    _print_champion_and_bento(instance, "video_rec", "video_rec_recommender")
+
+
+def _print_champion_and_bento(instance: dg.DagsterInstance, case: str, registered_model: str) -> None:
+    champion = instance.get_latest_materialization_event(dg.AssetKey(f"{case}_champion"))
+    bento = instance.get_latest_materialization_event(dg.AssetKey(f"{case}_bento"))
     if champion:
-        print(f"champion: video_rec_recommender v{champion.asset_materialization.metadata['champion_version'].value}")
+        print(f"champion: {registered_model} v{champion.asset_materialization.metadata['champion_version'].value}")
     if bento:
         tag = bento.asset_materialization.metadata["bento_tag"].value
         print(f"bento: {tag}  (serve it: ./dev.sh serve {tag})")
@@ -181,13 +185,7 @@ def _print_ad_click_results(instance: dg.DagsterInstance) -> None:
     print(metadata["comparison"].value)
     print(f"oracle: {metadata['oracle'].value}; test impressions: {metadata['test_rows'].value}")
     print(f"MLflow run: {metadata['mlflow_run'].value}  (./dev.sh mlflow-ui)")
-    champion = instance.get_latest_materialization_event(dg.AssetKey("ad_click_champion"))
-    bento = instance.get_latest_materialization_event(dg.AssetKey("ad_click_bento"))
-    if champion:
-        print(f"champion: ad_click_ctr v{champion.asset_materialization.metadata['champion_version'].value}")
-    if bento:
-        tag = bento.asset_materialization.metadata["bento_tag"].value
-        print(f"bento: {tag}  (serve it: ./dev.sh serve {tag})")
+    _print_champion_and_bento(instance, "ad_click", "ad_click_ctr")
 
 
 def main(argv: list[str] | None = None) -> int:

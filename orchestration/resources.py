@@ -32,36 +32,12 @@ def check_reachable(what: str, url: str, probe) -> None:
     from orchestration.settings import redact
 
     try:
-        probe()
+        probe(url)
     except Exception as error:  # noqa: BLE001 - any failure to answer means the same thing here
         raise ServiceUnavailable(
             f"{what} at {redact(url)} is not reachable ({type(error).__name__}: {error}). Start it "
             "(production mode on this machine: ./dev.sh stack up), then run again."
         ) from None
-
-
-def _mlflow_health(uri: str):
-    def probe():
-        import urllib.request
-
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as response:
-            if response.status != 200:
-                raise ConnectionError(f"/health answered {response.status}")
-
-    return probe
-
-
-def _redis_ping(url: str):
-    def probe():
-        import redis
-
-        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        try:
-            client.ping()
-        finally:
-            client.close()
-
-    return probe
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -85,7 +61,9 @@ class MlflowTracking(dg.ConfigurableResource):
         # A tracking server that is down fails the run at once and says so; MLflow's own client would retry for
         # minutes and then report a bare connection error from deep inside a step.
         if self.tracking_uri.startswith(("http://", "https://")):
-            check_reachable("MLflow tracking server", self.tracking_uri, _mlflow_health(self.tracking_uri))
+            from orchestration.health import mlflow_server
+
+            check_reachable("MLflow tracking server", self.tracking_uri, mlflow_server)
 
     def client(self):
         mlflow = self._configure()
@@ -230,7 +208,9 @@ class OnlineFeatureStore(dg.ConfigurableResource):
 
     def setup_for_execution(self, context) -> None:
         if self.url.startswith(("redis://", "rediss://")):
-            check_reachable("online feature store (Redis)", self.url, _redis_ping(self.url))
+            from orchestration.health import redis_server
+
+            check_reachable("online feature store (Redis)", self.url, redis_server)
 
     def open(self, namespace: str):
         from models.online_store import open_store

@@ -23,12 +23,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from orchestration import health
 from orchestration.settings import PROJECT_ROOT
 
 DEFAULT_ENV_FILE = PROJECT_ROOT / ".mlsd" / "production" / "production.env"
@@ -145,14 +145,6 @@ def _wait(condition, timeout: float, what: str, log: Path | None = None) -> None
                 tail = "\n  last lines of " + str(log) + ":\n    " + "\n    ".join(log.read_text().splitlines()[-15:])
             raise StackError(f"{what} did not come up within {timeout:.0f}s{tail}")
         time.sleep(0.25)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @dataclass
@@ -320,6 +312,13 @@ class Service:
         return True
 
 
+def _give_to_postgres(*paths: Path) -> None:
+    """As root, what PostgreSQL writes or reads must belong to its user."""
+    if os.geteuid() == 0:
+        for path in paths:
+            shutil.chown(path, "postgres", "postgres")
+
+
 def _as_postgres_user(command: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: as root, its commands run as the `postgres` user of Debian's package."""
     if os.geteuid() != 0:
@@ -364,8 +363,7 @@ class Postgres(Service):
         password_file.chmod(0o600)
         if os.geteuid() == 0:
             self.data.parent.chmod(0o755)
-            shutil.chown(self.data, "postgres", "postgres")
-            shutil.chown(password_file, "postgres", "postgres")
+        _give_to_postgres(self.data, password_file)
         try:
             completed = subprocess.run(
                 _as_postgres_user([postgres_bin("initdb"), "-D", str(self.data), "-U", self.url.username or "mlsd",
@@ -387,12 +385,9 @@ class Postgres(Service):
         conf = self.data / "mlsd.conf"
         conf.write_text(f"listen_addresses = '127.0.0.1'\nport = {self.url.port or self.default_port}\n"
                         "unix_socket_directories = ''\n")
-        if os.geteuid() == 0:
-            shutil.chown(conf, "postgres", "postgres")
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.log.touch()
-        if os.geteuid() == 0:
-            shutil.chown(self.log, "postgres", "postgres")
+        _give_to_postgres(conf, self.log)
         completed = subprocess.run(
             _as_postgres_user([postgres_bin("pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log), "-w",
                                "-t", "60"]),
@@ -455,16 +450,7 @@ class Redis(Service):
         return [server, str(conf)]
 
     def ready(self) -> bool:
-        import redis
-
-        client = redis.Redis(host=self.url.hostname, port=self.url.port or self.default_port, password=self.url.password,
-                             socket_connect_timeout=1)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return health.answers(health.redis_server, self.stack.env[self.url_key], timeout=1)
 
 
 class MlflowServer(Service):
@@ -488,7 +474,7 @@ class MlflowServer(Service):
         }
 
     def ready(self) -> bool:
-        return _http_ok(f"{self.url.geturl().rstrip('/')}/health")
+        return health.answers(health.mlflow_server, self.url.geturl(), timeout=2)
 
 
 class DagsterWebserver(Service):
@@ -505,7 +491,7 @@ class DagsterWebserver(Service):
                 "-h", "127.0.0.1", "-p", str(self.port())]
 
     def ready(self) -> bool:
-        return _http_ok(f"{self.address()}/server_info")
+        return health.answers(health.http_ok, f"{self.address()}/server_info", timeout=2)
 
 
 class DagsterDaemon(Service):

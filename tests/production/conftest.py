@@ -72,9 +72,10 @@ class RunningStack:
 
 
 def _small_world() -> dict[str, str]:
-    names = {"days": "DAYS", "users": "USERS", "ads": "ADS", "impressions_per_day": "IMPRESSIONS_PER_DAY",
-             "warmup_days": "WARMUP_DAYS", "validation_days": "VALIDATION_DAYS", "test_days": "TEST_DAYS"}
-    return {f"MLSD_AD_CLICK_{names[k]}": str(v) for k, v in SMALL.items() if k in names}
+    """SMALL as the environment variables that set it (those the settings read)."""
+    from orchestration.settings import _AD_CLICK_ENV
+
+    return {name: str(SMALL[attribute]) for name, (attribute, _) in _AD_CLICK_ENV.items() if attribute in SMALL}
 
 
 @pytest.fixture(scope="session")
