@@ -1,11 +1,5 @@
-"""Request building blocks every service shares: ids with a safe alphabet, and models that refuse unknown fields."""
+"""Kept for imports from before bentos/base.py: the request building blocks now live in the serving base."""
 
-from typing import Annotated
+from bentos.base import Id, Strict
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
-
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+__all__ = ["Id", "Strict"]
