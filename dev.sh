@@ -67,10 +67,9 @@ case "$cmd" in
     rollback) setup; exec "$VENV/bin/python" -m orchestration.main rollback "$@" ;;
     live) setup; exec "$VENV/bin/python" -m orchestration.main live "$@" ;;
     stream-watch) setup; exec "$VENV/bin/python" -m models.ad_click.stream watch --ad "${1:?usage: ./dev.sh stream-watch AD_ID}" ;;
-    serve)
-        setup
-        export MLSD_ONLINE_STORE_URL=${MLSD_ONLINE_STORE_URL:-sqlite:///$MLSD_STATE_DIR/online/features.db}
-        exec "$VENV/bin/bentoml" serve "${1:-ad_click_ranker:latest}" --host 127.0.0.1 --port "${MLSD_BENTO_PORT:-3030}" "${@:2}" ;;
+    serve) setup; exec "$VENV/bin/python" -m orchestration.main serve "${1:?usage: ./dev.sh serve CASE|BENTO_TAG  (./dev.sh cases lists them)}" --port "${MLSD_BENTO_PORT:-3030}" ;;
+    cases) setup; exec "$VENV/bin/python" -m orchestration.main cases ;;
+    settings) setup; exec "$VENV/bin/python" -m orchestration.main settings "$@" ;;
     test)
         setup
         # The browser checks of the UIs use Debian's chromium (Playwright drives it; it downloads no browser).
@@ -85,13 +84,13 @@ case "$cmd" in
             # A second daemon on the shared instance would run every schedule and sensor twice.
             echo "production mode: the stack runs the Dagster webserver at http://127.0.0.1:${MLSD_DAGSTER_PORT:-3000} (./dev.sh stack up)"; exit 0
         fi
-        setup; exec "$VENV/bin/dagster" dev -m orchestration.definitions -h 127.0.0.1 -p "${MLSD_DAGSTER_PORT:-3000}" "$@" ;;
+        setup; exec "$VENV/bin/python" -m orchestration.supervise -- "$VENV/bin/dagster" dev -m orchestration.definitions -h 127.0.0.1 -p "${MLSD_DAGSTER_PORT:-3000}" "$@" ;;
     mlflow-ui)
         case "${MLSD_MLFLOW_TRACKING_URI:-}" in http://*|https://*)
             echo "production mode: the MLflow UI is the tracking server's, ${MLSD_MLFLOW_UI_URL:-$MLSD_MLFLOW_TRACKING_URI}"; exit 0 ;;
         esac
         setup
-        exec env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$VENV/bin/mlflow" ui --workers 1 \
+        exec env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$VENV/bin/python" -m orchestration.supervise -- "$VENV/bin/mlflow" ui --workers 1 \
             --backend-store-uri "${MLSD_MLFLOW_TRACKING_URI:-sqlite:///$MLSD_STATE_DIR/mlflow/mlflow.db}" \
             --host 127.0.0.1 --port "${MLSD_MLFLOW_PORT:-5000}" "$@" ;;
     stream-replay)
@@ -105,6 +104,6 @@ case "$cmd" in
             --lake-dir "${MLSD_LAKE_DIR:-$MLSD_STATE_DIR/lake}/landing/ad_click_stream" "$@" ;;
     lock) setup; "$VENV/bin/pip" freeze --exclude-editable | sed "s/^torch==\([0-9.]*\)+cpu$/torch==\1/; /^mlsd==/d" | { sed -n 1,2p requirements.lock; cat; } > requirements.lock.new \
             && mv requirements.lock.new requirements.lock ;;
-    *) echo "usage: ./dev.sh {run|test|stack up|down|status|ui|mlflow-ui|serve [BENTO]|train|rollback|stream-replay DAY [SPEED]|stream-consume|bench NAME|setup|lock} [args]"
+    *) echo "usage: ./dev.sh {run [CASE ...]|test|cases|settings [CASE]|train CASE|rollback CASE|live CASE|serve CASE|ui|mlflow-ui|stack up|down|status|stream-replay DAY [SPEED]|stream-consume|bench NAME|setup|lock} [args]"
        [ "$cmd" = help ] ;;
 esac

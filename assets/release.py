@@ -1,36 +1,137 @@
-"""Alias-based promotion shared by the case studies: move `champion` to a challenger its check passed, or back."""
+"""The release kit every case study uses: the promotion gate, the `champion` alias, the rollback job, and the
+BentoML model and bento built around the exact champion.
 
-from __future__ import annotations
+A case writes its scorer (how a registered version does on the holdout, per unit) and its policy thresholds; the
+gate, the interval, the tags, the alias moves and the packaging are the same for all.
+"""
 
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Literal
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
-from orchestration.resources import MlflowTracking
+from assets.case import BentoSpec
+from assets.resources import BentoPackager, MlflowTracking
+from models.promotion import PromotionPolicy, paired_bootstrap
+
+PROMOTION_MODE_TAG = "mlsd/promotion_mode"  # a run tag: scheduled retrains and fine-tunes ask for non_inferiority
+
+
+class PromotionSettings(dg.ConfigurableResource):
+    """How every case's gate treats noise: the paired bootstrap interval (on by default) and its size."""
+
+    require_interval: bool = True
+    resamples: int = 2000
+    confidence: float = 0.95
 
 
 class ChampionConfig(dg.Config):
     action: Literal["promote", "rollback"] = "promote"
 
 
-def record_decision(mlflow_tracking: MlflowTracking, model: str, challenger: str, tags: dict[str, str]) -> None:
+@dataclass(frozen=True)
+class Scores:
+    """A registered version on the holdout: its metrics, and the primary metric per unit (row, user or query) so
+    that the metric is the mean of `units`. `unit_ids` align two versions' units when given."""
+
+    metrics: dict[str, float]
+    units: np.ndarray
+    unit_ids: Sequence | None = None
+
+
+def _paired(challenger: Scores, champion: Scores) -> tuple[np.ndarray, np.ndarray]:
+    if challenger.unit_ids is None or champion.unit_ids is None:
+        if len(challenger.units) != len(champion.units):
+            raise ValueError("the two versions were scored on different holdout units")
+        return np.asarray(challenger.units), np.asarray(champion.units)
+    position = {u: i for i, u in enumerate(champion.unit_ids)}
+    shared = [(i, position[u]) for i, u in enumerate(challenger.unit_ids) if u in position]
+    if not shared:
+        raise ValueError("the two versions share no holdout unit")
+    mine, theirs = (np.array(side) for side in zip(*shared))
+    return np.asarray(challenger.units)[mine], np.asarray(champion.units)[theirs]
+
+
+def gate(
+    context: dg.AssetCheckExecutionContext,
+    mlflow_tracking: MlflowTracking,
+    promotion: PromotionSettings,
+    registered_model: str,
+    challenger: str,
+    policy: PromotionPolicy,
+    score: Callable[[str], Scores],
+    unit: str,
+    absolute_limits: dict[str, float] | None = None,
+) -> dg.AssetCheckResult:
+    """Scores challenger and champion on the same holdout, decides by the policy with a paired bootstrap interval
+    of the primary metric's difference, records the decision on the challenger's version, and reports it."""
+    champion = mlflow_tracking.alias_version(registered_model, "champion")
+    mine = score(challenger)
+    theirs = None
+    if champion == challenger:
+        theirs = mine
+    elif champion is not None:
+        theirs = score(champion)
+    interval = None
+    if theirs is not None:
+        a, b = _paired(mine, theirs)
+        interval = paired_bootstrap(a, b, resamples=promotion.resamples, confidence=promotion.confidence)
+    mode = context.run.tags.get(PROMOTION_MODE_TAG, policy.mode)
+    effective = replace(policy, mode=mode, require_interval=promotion.require_interval)
+    if absolute_limits is not None:
+        effective = replace(effective, absolute_limits=absolute_limits)
+    decision = effective.decide(mine.metrics, theirs.metrics if theirs else None, interval)
+    tags = {**decision.tags(), "compared_with_champion_version": champion or "none", f"holdout_{unit}s": str(len(mine.units))}
     client = mlflow_tracking.client()
     for key, value in tags.items():
-        client.set_model_version_tag(model, challenger, key, value)
+        client.set_model_version_tag(registered_model, challenger, key, value)
+    # A challenger that is merely no better is a normal outcome of retraining (WARN; the champion stays); one that
+    # breaks an absolute limit is a broken model (ERROR, which blocks everything downstream).
+    metadata = {
+        "decision": tags["promotion_decision"],
+        "reason": decision.reason,
+        "mode": mode,
+        "challenger_version": challenger,
+        "champion_version": champion or "none",
+        f"holdout_{unit}s": len(mine.units),
+        **{f"challenger_{k}": v for k, v in decision.challenger.items()},
+        **{f"champion_{k}": v for k, v in (decision.champion or {}).items()},
+        "summary": decision.reason,
+    }
+    if interval is not None:
+        metadata.update({f"{policy.metric}_difference": interval.point, f"{policy.metric}_difference_ci_low": interval.low,
+                         f"{policy.metric}_difference_ci_high": interval.high})
+    return dg.AssetCheckResult(
+        passed=decision.promote,
+        severity=dg.AssetCheckSeverity.ERROR if decision.unusable else dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
 
 
-def move_champion(
-    context: dg.AssetExecutionContext,
-    mlflow_tracking: MlflowTracking,
-    model: str,
-    challenger: str,
-    action: str,
-    check: str,
-) -> dg.MaterializeResult:
-    """promote: the champion moves to `challenger` only if the promotion check tagged it `promote` (else it stays);
-    rollback: back to the version the current champion replaced. The value names the serving version."""
+def register_challenger(mlflow_tracking: MlflowTracking, model_uri: str, registered_model: str,
+                        tags: dict[str, str] | None = None) -> str:
+    """Registers a logged model as a new version with the alias `challenger`; returns the version."""
+    import contextlib
+    import io
+    import logging
+
+    # The registry prints its "Successfully registered" lines to stderr: they belong in MLflow's log, not the console.
+    printed = io.StringIO()
+    with mlflow_tracking.activated() as mlflow, contextlib.redirect_stderr(printed):
+        version = mlflow.register_model(model_uri, registered_model, tags=tags)
+    for line in filter(None, printed.getvalue().splitlines()):
+        logging.getLogger("mlflow.registry").info(line)
+    mlflow_tracking.client().set_registered_model_alias(registered_model, "challenger", version.version)
+    return str(version.version)
+
+
+def _move_champion(context, mlflow_tracking: MlflowTracking, model: str, challenger: str, action: str,
+                   check: str) -> dg.MaterializeResult:
     client = mlflow_tracking.client()
     current = mlflow_tracking.alias_version(model, "champion")
     if action == "promote":
@@ -75,44 +176,65 @@ def move_champion(
     )
 
 
-def decision_check_result(decision, challenger: str, champion: str | None) -> dg.AssetCheckResult:
-    """A challenger that is merely no better is a normal outcome of retraining (WARN; the champion stays); one that
-    breaks an absolute limit is a broken model (ERROR, which blocks everything downstream)."""
-    tags = decision.tags()
-    return dg.AssetCheckResult(
-        passed=decision.promote,
-        severity=dg.AssetCheckSeverity.ERROR if decision.unusable else dg.AssetCheckSeverity.WARN,
-        metadata={
-            "decision": tags["promotion_decision"],
-            "reason": decision.reason,
-            "challenger_version": challenger,
-            "champion_version": champion or "none",
-            **{f"challenger_{k}": v for k, v in decision.challenger.items()},
-            **{f"champion_{k}": v for k, v in (decision.champion or {}).items()},
-            "summary": decision.reason,
-        },
+def build_release_assets(
+    case: str, registered_model: str, challenger_asset: str, evaluation_asset: str, promotion_check: str,
+    bento: BentoSpec, service_description: str,
+) -> list:
+    """`<case>_champion`, `<case>_bento_model` and `<case>_bento`: the champion alias, the champion in the
+    BentoML store, and the service packed around it."""
+
+    @dg.asset(
+        name=f"{case}_champion", group_name=case, kinds={"mlflow"}, deps=[evaluation_asset],
+        ins={"challenger": dg.AssetIn(challenger_asset)},
+        description="The version users are served: the `champion` alias. It moves only to a challenger the "
+        f"promotion check ({promotion_check}) passed, otherwise the champion stays; with action=rollback it "
+        "returns to the champion it replaced.",
+    )
+    def champion(context: dg.AssetExecutionContext, config: ChampionConfig, mlflow_tracking: MlflowTracking,
+                 challenger: pl.DataFrame) -> dg.MaterializeResult:
+        return _move_champion(context, mlflow_tracking, registered_model, str(challenger["version"][0]), config.action,
+                              promotion_check)
+
+    @dg.asset(
+        name=f"{case}_bento_model", group_name=case, kinds={"bentoml", "mlflow"},
+        ins={"champion": dg.AssetIn(f"{case}_champion")},
+        description="The champion copied from the MLflow registry into the BentoML model store, labelled with its version.",
+    )
+    def bento_model(packager: BentoPackager, champion: pl.DataFrame) -> dg.MaterializeResult:
+        version = str(champion["version"][0])
+        made = packager.run("import-model", "--name", registered_model, "--version", version, "--case", case)
+        return dg.MaterializeResult(
+            value=pl.DataFrame({"model_tag": [made["model_tag"]], "mlflow_version": [version]}),
+            metadata={"bentoml_model_tag": made["model_tag"], "mlflow_version": version},
+        )
+
+    @dg.asset(
+        name=f"{case}_bento", group_name=case, kinds={"bentoml"}, ins={"bento_model": dg.AssetIn(f"{case}_bento_model")},
+        description=f"{service_description} packed as a bento with the champion inside: `./dev.sh serve {case}` runs it.",
+    )
+    def bento_asset(packager: BentoPackager, bento_model: pl.DataFrame) -> dg.MaterializeResult:
+        model_tag = str(bento_model["model_tag"][0])
+        made = packager.run("build", "--bentofile", bento.bentofile, "--model-tag", model_tag, "--packages", *bento.packages)
+        if model_tag not in made["models"]:
+            raise dg.Failure(f"bento {made['bento_tag']} packs {made['models']}, not the champion {model_tag}")
+        return dg.MaterializeResult(
+            value=pl.DataFrame({"bento_tag": [made["bento_tag"]], "model_tag": [model_tag]}),
+            metadata={
+                "bento_tag": made["bento_tag"],
+                "bentoml_model_tag": model_tag,
+                "mlflow_version": str(bento_model["mlflow_version"][0]),
+                "serve": f"./dev.sh serve {case}",
+            },
+        )
+
+    return [champion, bento_model, bento_asset]
+
+
+def rollback_job(case: str):
+    return dg.define_asset_job(
+        f"{case}_rollback_job",
+        selection=dg.AssetSelection.assets(f"{case}_champion", f"{case}_bento_model", f"{case}_bento"),
+        config={"ops": {f"{case}_champion": {"config": {"action": "rollback"}}}},
+        description="Move the champion alias back to the version it replaced and rebuild the bento.",
     )
 
-
-def package_model(packager, case: str, version: str) -> dg.MaterializeResult:
-    made = packager.run("import-model", case, "--model-version", version)
-    return dg.MaterializeResult(
-        value=pl.DataFrame({"model_tag": [made["model_tag"]], "mlflow_version": [version]}),
-        metadata={"bentoml_model_tag": made["model_tag"], "mlflow_version": version},
-    )
-
-
-def build_bento(packager, case: str, bento_model: pl.DataFrame) -> dg.MaterializeResult:
-    model_tag = str(bento_model["model_tag"][0])
-    made = packager.run("build", case, "--model-tag", model_tag)
-    if model_tag not in made["models"]:
-        raise dg.Failure(f"bento {made['bento_tag']} packs {made['models']}, not the champion {model_tag}")
-    return dg.MaterializeResult(
-        value=pl.DataFrame({"bento_tag": [made["bento_tag"]], "model_tag": [model_tag]}),
-        metadata={
-            "bento_tag": made["bento_tag"],
-            "bentoml_model_tag": model_tag,
-            "mlflow_version": str(bento_model["mlflow_version"][0]),
-            "serve": f"./dev.sh serve {made['bento_tag']}",
-        },
-    )

@@ -56,7 +56,8 @@ def main() -> None:
     from bench.video_catalogue import trained_chain
     from bentos.server import serving
     from models.video_rec.pyfunc import log_recommender
-    from orchestration.resources import BentoPackager
+    from assets.resources import BentoPackager
+    from assets.video_rec import CASE
 
     recommender, _, world = trained_chain()
     recommender = _grown(recommender, args.videos)
@@ -88,8 +89,10 @@ def main() -> None:
             info = log_recommender(recommender, tmp / "bundle", users[:3])
             version = mlflow.register_model(info.model_uri, "video_rec_recommender").version
         packager = BentoPackager(bentoml_home=str(tmp / "bentoml"), mlflow_tracking_uri=tracking)
-        model_tag = packager.run("import-model", "video_rec", "--model-version", str(version))["model_tag"]
-        bento = packager.run("build", "video_rec", "--model-tag", model_tag)["bento_tag"]
+        model_tag = packager.run("import-model", "--name", CASE.registered_model, "--version", str(version),
+                                 "--case", CASE.name)["model_tag"]
+        bento = packager.run("build", "--bentofile", CASE.bento.bentofile, "--model-tag", model_tag,
+                             "--packages", *CASE.bento.packages)["bento_tag"]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env |= {"BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
         with serving(bento, env=env, cwd=tmp, log=tmp / "serve.log") as server, httpx.Client(timeout=30) as client:

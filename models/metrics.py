@@ -8,10 +8,14 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 EPS = 1e-7
 
 
-def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+def row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
     y = np.asarray(y, dtype=np.float64)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean(row_log_loss(y, p)))
 
 
 def normalized_cross_entropy(y: np.ndarray, p: np.ndarray, background_rate: float) -> float:
@@ -21,6 +25,11 @@ def normalized_cross_entropy(y: np.ndarray, p: np.ndarray, background_rate: floa
     """
     background = np.full(len(y), background_rate)
     return log_loss(y, p) / log_loss(y, background)
+
+
+def nce_units(y: np.ndarray, p: np.ndarray, background_rate: float) -> np.ndarray:
+    """Each row's share of the NCE (their mean is the NCE): the units a paired bootstrap resamples."""
+    return row_log_loss(y, p) / log_loss(y, np.full(len(y), background_rate))
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 20) -> float:

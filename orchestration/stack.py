@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from orchestration import health
+from assets import health
 from orchestration.settings import PROJECT_ROOT
 
 DEFAULT_ENV_FILE = PROJECT_ROOT / ".mlsd" / "production" / "production.env"

@@ -1,9 +1,16 @@
-"""Shared fixtures: an isolated state folder, a small simulated world, and small-pipeline settings."""
+"""Shared fixtures: an isolated state folder, a small simulated world, and one small run of every case study.
+
+Each case study runs once per session, on its own small settings (`CaseStudy.small`), through the main command's
+code path. Tests that change state (a retrain, a rollback) work on a copy of that run (`copy_run`).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +20,112 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-VIDEO_SMALL = dict(days=16, users=800, videos=800, new_videos_per_day=20, ranker_days=3, test_days=3, epochs=6)
-SMALL = dict(days=10, users=1_000, ads=100, advertisers=20, impressions_per_day=3_000, warmup_days=2, validation_days=2, test_days=2)
+
+def registry_with_fixture():
+    """Every registered case study, plus the fixture case that only the tests register."""
+    from orchestration.cases import registered
+    from tests.fixture_case import CASE as fixture_case
+
+    return (*registered(), fixture_case)
+
+
+def case_named(name: str):
+    from orchestration.cases import find
+
+    return find(name, registry_with_fixture())
+
+
+def small_settings_for(case, state_dir: Path, environ: dict | None = None, **changes):
+    """The platform on a private state folder, the case on its small settings (plus `changes`)."""
+    from orchestration.settings import Settings
+
+    env = {"MLSD_STATE_DIR": str(state_dir), **(environ or {})}
+    return Settings.from_env(env, cases=(case,)).with_case(case.name, **{**case.small, **changes})
+
+
+@dataclass
+class CaseRun:
+    case: object  # assets.case.CaseStudy
+    settings: object  # orchestration.settings.Settings
+    defs: object
+    instance: object
+    seconds: float
+
+    @property
+    def case_settings(self):
+        return self.settings.of(self.case.name)
+
+
+def run_case(case, settings) -> CaseRun:
+    import time
+
+    import dagster as dg
+
+    from orchestration.definitions import build_definitions
+    from orchestration.main import Runner
+
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    started = time.monotonic()
+    Runner(defs, instance).run(case)
+    return CaseRun(case, settings, defs, instance, time.monotonic() - started)
+
+
+class _Runs:
+    def __init__(self, factory):
+        self.factory, self.runs = factory, {}
+
+    def get(self, name: str) -> CaseRun:
+        if name not in self.runs:
+            case = case_named(name)
+            state = self.factory.mktemp(f"{name}_state")
+            self.runs[name] = run_case(case, small_settings_for(case, state))
+        return self.runs[name]
+
+
+@pytest.fixture(scope="session")
+def case_runs(tmp_path_factory) -> _Runs:
+    """One small run per case study, made the first time a test asks for it."""
+    return _Runs(tmp_path_factory)
+
+
+def copy_run(run: CaseRun, into: Path) -> CaseRun:
+    """The run's state (lake, MLflow store, BentoML store) copied, with a fresh Dagster instance over it: changes
+    made there leave the session's run as it was."""
+    import dagster as dg
+
+    from orchestration.definitions import build_definitions
+
+    shutil.copytree(run.settings.platform.state_dir, into)
+    settings = small_settings_for(run.case, into)
+    settings = settings.with_case(run.case.name, **_as_dict(run.case_settings))
+    return CaseRun(run.case, settings, build_definitions(settings), dg.DagsterInstance.ephemeral(), 0.0)
+
+
+def _as_dict(settings) -> dict:
+    from dataclasses import asdict
+
+    return asdict(settings)
+
+
+@pytest.fixture(scope="session")
+def pipeline(case_runs):
+    """The ad click run as (settings, defs, instance, evaluation materialization)."""
+    import dagster as dg
+
+    run = case_runs.get("ad_click")
+    evaluation = run.instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation"))
+    return run.settings, run.defs, run.instance, evaluation.asset_materialization
+
+
+@pytest.fixture(scope="session")
+def video_pipeline(case_runs):
+    """The video recommendation run as (settings, defs, instance, promotion outcome)."""
+    import dagster as dg
+
+    run = case_runs.get("video_rec")
+    champion = run.instance.get_latest_materialization_event(dg.AssetKey("video_rec_champion"))
+    return run.settings, run.defs, run.instance, champion.asset_materialization
 
 
 @pytest.fixture(scope="session")
@@ -30,15 +141,13 @@ def small_world():
 
 @pytest.fixture
 def small_settings(tmp_path):
-    from orchestration.settings import Settings
-
-    return Settings.from_env({"MLSD_STATE_DIR": str(tmp_path / "state")}).with_ad_click(**SMALL)
+    """Ad click on its small settings in a private state folder."""
+    return small_settings_for(case_named("ad_click"), tmp_path / "state")
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """A real redis-server on a free loopback port, stopped at the end of the session."""
-    import shutil
     import subprocess
     import time
 
@@ -87,3 +196,60 @@ def online_store(request, tmp_path):
     store = open_store(url, namespace)
     yield store
     store.close()
+
+
+def deploy_bento(run: CaseRun, home: Path, archive_dir: Path) -> tuple[str, str]:
+    """The case's built bento exported and imported into an empty BentoML home, as a deploy would: no project
+    state. Returns (bento tag, MLflow version it packs)."""
+    import subprocess
+    import sys
+
+    import dagster as dg
+
+    bento = run.instance.get_latest_materialization_event(dg.AssetKey(run.case.key("bento"))).asset_materialization
+    tag = bento.metadata["bento_tag"].value
+    archive = archive_dir / f"{run.case.name}.bento"
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    for bentoml_home, args in ((run.settings.bentoml_home, ["export", tag, str(archive)]), (home, ["import", str(archive)])):
+        env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
+        subprocess.run([bentoml, *args], env=env, check=True, capture_output=True, text=True)
+    return tag, bento.metadata["mlflow_version"].value
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    process: object
+    version: str
+    settings: object
+
+
+class _Servers:
+    def __init__(self, runs: _Runs, factory, stack):
+        self.runs, self.factory, self.stack, self.served = runs, factory, stack, {}
+
+    def get(self, name: str, **env_overrides) -> Served:
+        key = (name, tuple(sorted(env_overrides.items())))
+        if key not in self.served:
+            from bentos.server import serving
+
+            run = self.runs.get(name)
+            home = self.factory.mktemp(f"{name}_bentoml_home")
+            tag, version = deploy_bento(run, home, self.factory.mktemp(f"{name}_export"))
+            workdir = self.factory.mktemp(f"{name}_serve")  # not the project: the bento brings its own code
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            env |= {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
+                    **run.case.serving_env(run.settings.platform), **env_overrides}
+            server = self.stack.enter_context(serving(tag, env=env, cwd=workdir, log=workdir / "serve.log"))
+            self.served[key] = Served(server.url, server.port, server.process, version, run.settings)
+        return self.served[key]
+
+
+@pytest.fixture(scope="session")
+def served_cases(case_runs, tmp_path_factory):
+    """Each case's bento deployed to an empty BentoML home and served on a free loopback port, once a session."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        yield _Servers(case_runs, tmp_path_factory, stack)

@@ -3,32 +3,54 @@
 from __future__ import annotations
 
 import warnings
+from datetime import date, timedelta
 
 import dagster as dg
 
 from assets.ad_click.features import build_feature_assets
 from assets.ad_click.monitoring import build_drift_sensor, build_monitoring_assets, build_retrain_schedule
 from assets.ad_click.raw import GROUP, build_raw_assets
-from assets.ad_click.serving import build_serving_assets
+from assets.ad_click.resources import AdClickSource, AdClickTimeSplit, EventStream
+from assets.ad_click.serving import BENTO, PROMOTION_CHECK, build_serving_assets
+from assets.ad_click.settings import AdClickSettings
 from assets.ad_click.streaming import ad_click_stream_consumer_job, ad_click_stream_consumer_schedule
-from assets.ad_click.training import build_training_assets
+from assets.ad_click.training import REGISTERED_MODEL, build_training_assets
+from assets.case import CaseStudy, EveryPartition, GatedTraining, LatestPartition, Platform
+from assets.release import rollback_job
 
 DAILY_JOB = "ad_click_daily_job"
 TRAINING_JOB = "ad_click_training_job"
 BATCH_SCORING_JOB = "ad_click_batch_scoring_job"
 ROLLBACK_JOB = "ad_click_rollback_job"
 MONITORING_JOB = "ad_click_monitoring_job"
+SIMULATED_START = date(2026, 1, 1)
+SIMULATED_DAYS = 28
 
 
 def daily_partitions(start_date: str, days: int) -> dg.DailyPartitionsDefinition:
-    from datetime import date, timedelta
-
     end = date.fromisoformat(start_date) + timedelta(days=days)
     return dg.DailyPartitionsDefinition(start_date=start_date, end_date=end.isoformat())
 
 
-def build_definitions(start_date: str, days: int) -> dg.Definitions:
-    daily = daily_partitions(start_date, days)
+def build_source(platform: Platform, settings: AdClickSettings) -> AdClickSource:
+    """The source, with its window: set by hand, else your files' dates, else the simulator's 28 days."""
+    source = AdClickSource(
+        raw_dir=settings.raw_dir, raw_dir_setting="MLSD_AD_CLICK_RAW_DIR", landing_dir=platform.landing_dir(GROUP),
+        start_date=(settings.start_date or SIMULATED_START).isoformat(), days=settings.days or SIMULATED_DAYS,
+        seed=settings.seed, users=settings.users, ads=settings.ads, advertisers=settings.advertisers,
+        impressions_per_day=settings.impressions_per_day, drift_kind=settings.drift_kind, drift_day=settings.drift_day,
+    )
+    if settings.raw_dir and (settings.start_date is None or settings.days is None):
+        first, days = source.data_window("impressions")
+        start = settings.start_date or first
+        days = settings.days or days - (start - first).days
+        source = source.model_copy(update={"start_date": start.isoformat(), "days": days})
+    return source
+
+
+def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Definitions:
+    source = build_source(platform, settings)
+    daily = daily_partitions(source.start_date, source.days)
     with warnings.catch_warnings():
         # Chosen knowingly: partitioned checks (preview) load only their day, and the look-back mapping (beta)
         # lets the first days start with a shorter history.
@@ -67,12 +89,7 @@ def build_definitions(start_date: str, days: int) -> dg.Definitions:
             partitions_def=daily,
             description="Compare a day with the champion's training days: feature and prediction drift, live NCE.",
         ),
-        dg.define_asset_job(
-            ROLLBACK_JOB,
-            selection=dg.AssetSelection.assets("ad_click_champion", "ad_click_bento_model", "ad_click_bento"),
-            config={"ops": {"ad_click_champion": {"config": {"action": "rollback"}}}},
-            description="Move the champion alias back to the version it replaced and rebuild the bento.",
-        ),
+        rollback_job(GROUP),
     ]
     definitions = [*raw, *features, *training, *serving, *monitoring]
     return dg.Definitions(
@@ -81,4 +98,45 @@ def build_definitions(start_date: str, days: int) -> dg.Definitions:
         jobs=[*jobs, ad_click_stream_consumer_job],
         sensors=[build_drift_sensor(TRAINING_JOB)],
         schedules=[build_retrain_schedule(TRAINING_JOB), ad_click_stream_consumer_schedule],
+        resources={
+            "ad_click_source": source,
+            "ad_click_time_split": AdClickTimeSplit(
+                warmup_days=settings.warmup_days, validation_days=settings.validation_days, test_days=settings.test_days
+            ),
+            "ad_click_stream": EventStream(url=platform.stream_url, lake_dir=str(platform.lake_dir / "landing" / "ad_click_stream")),
+        },
     )
+
+
+CASE = CaseStudy(
+    name=GROUP,
+    chapter=8,
+    title="Ad click prediction",
+    predicts="P(click) of an ad impression",
+    metric="NCE (lower is better)",
+    serving="online",
+    settings_type=AdClickSettings,
+    small=dict(days=10, users=1_000, ads=100, advertisers=20, impressions_per_day=3_000, warmup_days=2,
+               validation_days=2, test_days=2),
+    build_definitions=build_definitions,
+    registered_model=REGISTERED_MODEL,
+    evaluation_asset="ad_click_model_evaluation",
+    training_job=TRAINING_JOB,
+    rollback_job=ROLLBACK_JOB,
+    promotion_check=PROMOTION_CHECK,
+    run_steps=(
+        EveryPartition(DAILY_JOB, "ingest, validate and featurize"),
+        GatedTraining(TRAINING_JOB, PROMOTION_CHECK,
+                      "time split, baseline, XGBoost, registry, promotion, bento, online features"),
+        LatestPartition(BATCH_SCORING_JOB, "batch predictions"),
+        LatestPartition(MONITORING_JOB, "drift report"),
+    ),
+    bento=BENTO,
+    daily_job=DAILY_JOB,
+    monitoring_job=MONITORING_JOB,
+    example_requests={
+        "/rank": {"user_id": "u0000042", "candidates": [{"ad_id": "ad000001"}, {"ad_id": "ad000002"}]},
+        "/score": {"rows": [{"device": "mobile", "position": 1.0}]},
+    },
+    serving_env=lambda platform: {"MLSD_ONLINE_STORE_URL": platform.online_store_url},
+)

@@ -9,9 +9,10 @@ import polars as pl
 from assets.ad_click.raw import GROUP
 from assets.ad_click.training import REGISTERED_MODEL, split_rows
 from assets.common import images_markdown
+from assets.release import PROMOTION_MODE_TAG
 from models.ad_click.features import LABEL
 from models.drift import DriftThresholds, RetrainPolicy
-from orchestration.resources import MlflowTracking
+from assets.resources import MlflowTracking
 
 MONITORING_EXPERIMENT = "ad_click_monitoring"
 THRESHOLDS = DriftThresholds()
@@ -40,7 +41,7 @@ def build_monitoring_assets(daily: dg.DailyPartitionsDefinition) -> list:
         reference = train.sample(min(REFERENCE_ROWS, train.height), seed=0)
         version = str(ad_click_champion["version"][0])
         client = mlflow_tracking.client()
-        model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}/{version}")
+        model = mlflow_tracking.load_pyfunc(f"models:/{REGISTERED_MODEL}/{version}")
         current_p = np.asarray(model.predict(model_input(ad_click_features)))
         reference_p = np.asarray(model.predict(model_input(reference)))
         tags = client.get_model_version(REGISTERED_MODEL, version).tags
@@ -135,6 +136,8 @@ def build_retrain_schedule(training_job_name: str) -> dg.ScheduleDefinition:
         cron_schedule="0 3 * * 1",
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        tags={"mlsd/trigger": "schedule"},
-        description="Retrain every Monday 03:00 UTC; the promotion gate decides whether the champion moves.",
+        # A scheduled retrain on fresh data replaces a stale champion unless it is worse beyond the margin.
+        tags={"mlsd/trigger": "schedule", PROMOTION_MODE_TAG: "non_inferiority"},
+        description="Retrain every Monday 03:00 UTC; the promotion gate (non-inferiority mode) decides whether the "
+        "champion moves.",
     )

@@ -1,92 +1,59 @@
 """Raw ad click data: users, ads and daily impressions as they arrive, plus the simulator's oracle."""
 
-
 import dagster as dg
 import polars as pl
 
-from assets.common import frame_metadata, suite_check
+from assets.ad_click.resources import AdClickSource
+from assets.common import frame_metadata
+from assets.raw import build_raw_table
 from expectations import ad_click as suites
-from models.ad_click.features import day_bounds
-from orchestration.resources import AdClickSource
 
 GROUP = "ad_click"
 
 
+def _impressions_summary(impressions: pl.DataFrame) -> dict:
+    if "clicked" not in impressions.columns:
+        return {}
+    clicks = int(impressions["clicked"].sum())
+    return {"clicks": clicks, "ctr": clicks / impressions.height}
+
+
+def _impressions_suite(frame, window, users: pl.DataFrame, ads: pl.DataFrame):
+    start, end = window
+    return frame, suites.impressions_suite(start, end, users["user_id"].unique().to_list(), ads["ad_id"].unique().to_list())
+
+
 def build_raw_assets(daily: dg.DailyPartitionsDefinition) -> list:
-    @dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
-    def ad_click_users(source: AdClickSource) -> dg.MaterializeResult:
-        """Users who can see ads: demographics and signup time, as the source provides them."""
-        users = source.table("users", suites.USERS_SCHEMA)
-        return dg.MaterializeResult(value=users, metadata={**frame_metadata(users), "source": source.description})
-
-    @dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
-    def ad_click_ads(source: AdClickSource) -> dg.MaterializeResult:
-        """Ads that can be shown: advertiser, category and creation time."""
-        ads = source.table("ads", suites.ADS_SCHEMA)
-        return dg.MaterializeResult(value=ads, metadata={**frame_metadata(ads), "source": source.description})
-
-    @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, partitions_def=daily)
-    def ad_click_impressions(context: dg.AssetExecutionContext, source: AdClickSource) -> dg.MaterializeResult:
-        """One day of ad impressions with their click labels. Re-running a day replaces it, never appends."""
-        start, end = day_bounds(context.partition_key)
-        impressions = source.events_between("impressions", suites.IMPRESSIONS_SCHEMA, start, end)
-        clicks = int(impressions["clicked"].sum()) if "clicked" in impressions.columns else None
-        return dg.MaterializeResult(
-            value=impressions,
-            metadata={
-                **frame_metadata(impressions),
-                "clicks": clicks,
-                "ctr": clicks / impressions.height if clicks is not None and impressions.height else None,
-                "source": source.description,
-            },
-        )
+    users = build_raw_table(
+        GROUP, "users", suites.USERS_SCHEMA, "Users who can see ads: demographics and signup time, as the source provides them.",
+        lambda frame, window: (frame, suites.users_suite()), "Schema, unique non-null ids, age range.",
+    )
+    ads = build_raw_table(
+        GROUP, "ads", suites.ADS_SCHEMA, "Ads that can be shown: advertiser, category and creation time.",
+        lambda frame, window: (frame, suites.ads_suite()), "Schema, unique non-null ids.",
+    )
+    impressions = build_raw_table(
+        GROUP, "impressions", suites.IMPRESSIONS_SCHEMA,
+        "One day of ad impressions with their click labels. Re-running a day replaces it, never appends.",
+        _impressions_suite,
+        "Schema, unique ids, position >= 1, clicked in {0,1}, ts inside the day, known users and ads.",
+        references={"users": "ad_click_users", "ads": "ad_click_ads"}, partitions_def=daily, summary=_impressions_summary,
+    )
 
     @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, partitions_def=daily)
-    def ad_click_oracle(context: dg.AssetExecutionContext, source: AdClickSource) -> dg.MaterializeResult:
+    def ad_click_oracle(context: dg.AssetExecutionContext, ad_click_source: AdClickSource) -> dg.MaterializeResult:
         """The simulator's true click probability of each impression: the best any model can do.
 
         Only evaluation reads it; no feature may. With your own data there is no oracle and it stays empty.
         """
-        start, end = day_bounds(context.partition_key)
+        window = context.partition_time_window
         schema = {"impression_id": pl.String, "ts": pl.Datetime("us", "UTC"), "p_click": pl.Float64}
-        if not source.has_oracle:
+        if not ad_click_source.has_oracle:
             empty = pl.DataFrame(schema=schema)
             return dg.MaterializeResult(value=empty, metadata={"oracle": "none: user-provided data has no oracle"})
-        oracle = source.events_between("oracle", schema, start, end)
+        oracle = ad_click_source.events_between("oracle", schema, window.start, window.end)
         return dg.MaterializeResult(
             value=oracle, metadata={**frame_metadata(oracle), "mean_p_click": float(oracle["p_click"].mean() or 0)}
         )
 
-    @dg.asset_check(asset=ad_click_users, blocking=True, description="Schema, unique non-null ids, age range.")
-    def ad_click_users_valid(ad_click_users: pl.DataFrame) -> dg.AssetCheckResult:
-        return suite_check(ad_click_users, suites.users_suite())
-
-    @dg.asset_check(asset=ad_click_ads, blocking=True, description="Schema, unique non-null ids.")
-    def ad_click_ads_valid(ad_click_ads: pl.DataFrame) -> dg.AssetCheckResult:
-        return suite_check(ad_click_ads, suites.ads_suite())
-
-    @dg.asset_check(
-        asset=ad_click_impressions,
-        blocking=True,
-        partitions_def=daily,
-        additional_ins={"users": dg.AssetIn("ad_click_users"), "ads": dg.AssetIn("ad_click_ads")},
-        description="Schema, unique ids, position >= 1, clicked in {0,1}, ts inside the day, known users and ads.",
-    )
-    def ad_click_impressions_valid(
-        context: dg.AssetCheckExecutionContext, ad_click_impressions: pl.DataFrame, users: pl.DataFrame, ads: pl.DataFrame
-    ) -> dg.AssetCheckResult:
-        start, end = day_bounds(context.partition_key)
-        suite = suites.impressions_suite(
-            start, end, users["user_id"].unique().to_list(), ads["ad_id"].unique().to_list()
-        )
-        return suite_check(ad_click_impressions, suite, partition=context.partition_key)
-
-    return [
-        ad_click_users,
-        ad_click_ads,
-        ad_click_impressions,
-        ad_click_oracle,
-        ad_click_users_valid,
-        ad_click_ads_valid,
-        ad_click_impressions_valid,
-    ]
+    return [*users, *ads, *impressions, ad_click_oracle]

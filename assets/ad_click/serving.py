@@ -4,23 +4,20 @@ import dagster as dg
 import polars as pl
 
 from assets.ad_click.raw import GROUP
-from assets.ad_click.training import REGISTERED_MODEL, evaluate_predictions, split_rows
+from assets.ad_click.training import REGISTERED_MODEL, split_rows
+from assets.case import BentoSpec
 from assets.common import frame_metadata, partition_frames
-from assets.promotion import (
-    ChampionConfig,
-    build_bento,
-    decision_check_result,
-    move_champion,
-    package_model,
-    record_decision,
-)
+from assets.release import PromotionSettings, Scores, build_release_assets, gate
+from assets.resources import MlflowTracking, OnlineFeatureStore, redact
 from models.ad_click.features import LABEL, LOOKBACK, day_bounds
 from models.promotion import PromotionPolicy
-from orchestration.resources import BentoPackager, MlflowTracking, OnlineFeatureStore
-from orchestration.settings import redact
 
 PROMOTION_POLICY = PromotionPolicy()
 PROMOTION_CHECK = "ad_click_challenger_beats_champion"
+BENTO = BentoSpec(
+    bentofile="bentos/ad_click/bentofile.yaml",
+    packages=("mlflow", "xgboost-cpu", "polars", "pandas", "numpy", "pyarrow", "pydantic", "redis", "scikit-learn"),
+)
 
 
 def _version_uri(version: str) -> str:
@@ -36,55 +33,38 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
             "training_data": dg.AssetIn("ad_click_training_data"),
             "ad_click_ctr_model": dg.AssetIn("ad_click_ctr_model"),
         },
-        description="Challenger vs champion on the same test days by the promotion policy; only a pass moves the champion.",
+        description="Challenger vs champion on the same test impressions by the promotion policy, with a paired "
+        "bootstrap interval of the NCE difference; only a pass moves the champion.",
     )
     def challenger_beats_champion(
+        context: dg.AssetCheckExecutionContext,
         mlflow_tracking: MlflowTracking,
+        promotion: PromotionSettings,
         ad_click_model_evaluation: pl.DataFrame,
         ad_click_ctr_model: pl.DataFrame,
         training_data: pl.DataFrame,
     ) -> dg.AssetCheckResult:
-        import mlflow
-
         from models.ad_click.model import model_input
+        from models.ad_click.train import evaluate_predictions
+        from models.metrics import nce_units
 
-        mlflow_tracking.client()  # points the fluent API at the project's registry
-        challenger = str(ad_click_ctr_model["version"][0])
-        champion = mlflow_tracking.alias_version(REGISTERED_MODEL, "champion")
         train, test = split_rows(training_data, "train"), split_rows(training_data, "test")
-        features = model_input(test)
+        features, background = model_input(test), float(train[LABEL].mean())
 
-        def score(version: str) -> dict[str, float]:
-            report = evaluate_predictions(train, test, mlflow.pyfunc.load_model(_version_uri(version)).predict(features))
-            return {k: report[k] for k in ("nce", "log_loss", "calibration_error")}
+        def score(version: str) -> Scores:
+            p = mlflow_tracking.load_pyfunc(_version_uri(version)).predict(features)
+            report = evaluate_predictions(train, test, p)
+            metrics = {k: report[k] for k in ("nce", "log_loss", "calibration_error")}
+            return Scores(metrics, nce_units(test[LABEL].to_numpy(), p, background))
 
-        decision = PROMOTION_POLICY.decide(score(challenger), score(champion) if champion else None)
-        tags = {**decision.tags(), "compared_with_champion_version": champion or "none", "holdout_rows": str(test.height)}
-        record_decision(mlflow_tracking, REGISTERED_MODEL, challenger, tags)
-        return decision_check_result(decision, challenger, champion)
+        challenger = str(ad_click_ctr_model["version"][0])
+        return gate(context, mlflow_tracking, promotion, REGISTERED_MODEL, challenger, PROMOTION_POLICY, score,
+                    unit="impression")
 
-    @dg.asset(group_name=GROUP, kinds={"mlflow"}, deps=["ad_click_model_evaluation"])
-    def ad_click_champion(
-        context: dg.AssetExecutionContext,
-        config: ChampionConfig,
-        mlflow_tracking: MlflowTracking,
-        ad_click_ctr_model: pl.DataFrame,
-    ) -> dg.MaterializeResult:
-        """The model version users are served: the `champion` alias. Moves only to a challenger the promotion check
-        passed (otherwise the champion stays); with action=rollback it returns to the champion it replaced."""
-        return move_champion(
-            context, mlflow_tracking, REGISTERED_MODEL, str(ad_click_ctr_model["version"][0]), config.action, PROMOTION_CHECK
-        )
-
-    @dg.asset(group_name=GROUP, kinds={"bentoml", "mlflow"})
-    def ad_click_bento_model(packager: BentoPackager, ad_click_champion: pl.DataFrame) -> dg.MaterializeResult:
-        """The champion copied from the MLflow registry into the BentoML model store, labelled with its version."""
-        return package_model(packager, "ad_click", str(ad_click_champion["version"][0]))
-
-    @dg.asset(group_name=GROUP, kinds={"bentoml"})
-    def ad_click_bento(packager: BentoPackager, ad_click_bento_model: pl.DataFrame) -> dg.MaterializeResult:
-        """The ranking service packed as a bento with the champion inside: `bentoml serve <tag>` runs it."""
-        return build_bento(packager, "ad_click", ad_click_bento_model)
+    release = build_release_assets(
+        GROUP, REGISTERED_MODEL, "ad_click_ctr_model", "ad_click_model_evaluation", PROMOTION_CHECK, BENTO,
+        "The ranking service (online features + the champion click model)",
+    )
 
     @dg.asset(
         group_name=GROUP,
@@ -128,13 +108,10 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
         mlflow_tracking: MlflowTracking, ad_click_features: pl.DataFrame, ad_click_champion: pl.DataFrame
     ) -> dg.MaterializeResult:
         """The champion's click probabilities for a day's candidate set, scored offline (the batch path)."""
-        import mlflow
-
         from models.ad_click.model import model_input
 
         version = str(ad_click_champion["version"][0])
-        mlflow_tracking.client()  # points the fluent API at the project's registry
-        model = mlflow.pyfunc.load_model(_version_uri(version))
+        model = mlflow_tracking.load_pyfunc(_version_uri(version))
         p = model.predict(model_input(ad_click_features))
         predictions = ad_click_features.select("impression_id", "ts", "user_id", "ad_id").with_columns(
             p_click=pl.Series(p, dtype=pl.Float64), model_version=pl.lit(version)
@@ -150,12 +127,4 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
             },
         )
 
-    return [
-        challenger_beats_champion,
-        ad_click_champion,
-        ad_click_bento_model,
-        ad_click_bento,
-        ad_click_online_features,
-        ad_click_batch_predictions,
-    ]
-
+    return [challenger_beats_champion, *release, ad_click_online_features, ad_click_batch_predictions]

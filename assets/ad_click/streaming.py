@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.resources import EventStream
+from assets.ad_click.resources import EventStream
 
 
 class ConsumerConfig(dg.Config):
@@ -11,15 +11,15 @@ class ConsumerConfig(dg.Config):
 
 
 @dg.op(description="Consume ad events into the real-time aggregates and the lake until the stream is idle.")
-def consume_ad_events(context: dg.OpExecutionContext, config: ConsumerConfig, stream: EventStream) -> int:
+def consume_ad_events(context: dg.OpExecutionContext, config: ConsumerConfig, ad_click_stream: EventStream) -> int:
     from models.ad_click.stream import consume
 
     def progress(n: int) -> None:
         if n % 10_000 < 500:
             context.log.info(f"{n} events consumed")
 
-    handled = consume(stream.url, config.consumer, stream.lake_dir, config.until_idle_seconds, on_batch=progress)
-    context.add_output_metadata({"events": handled, "lake_dir": stream.lake_dir})
+    handled = consume(ad_click_stream.url, config.consumer, ad_click_stream.lake_dir, config.until_idle_seconds, on_batch=progress)
+    context.add_output_metadata({"events": handled, "lake_dir": ad_click_stream.lake_dir})
     return handled
 
 

@@ -17,20 +17,14 @@ from assets.common import (
 )
 from expectations import ad_click as suites
 from models.ad_click.features import FEATURE_COLUMNS, LABEL
-from models.ad_click.train import SPLITS, TimeSplit, XGBoostParams
-from orchestration.resources import MlflowTracking
+from assets.ad_click.resources import AdClickTimeSplit
+from assets.release import register_challenger
+from assets.resources import MlflowTracking
+from models.ad_click.train import SPLITS, TimeSplit, XGBoostParams, evaluate_predictions
 
 EXPERIMENT = "ad_click"
 REGISTERED_MODEL = "ad_click_ctr"
 METRICS = ["nce", "log_loss", "roc_auc", "pr_auc", "calibration_error"]
-
-
-class AdClickTimeSplit(dg.ConfigurableResource):
-    """Days left out at the start (short history), then validation and test days at the end."""
-
-    warmup_days: int = 7
-    validation_days: int = 3
-    test_days: int = 4
 
 
 def split_rows(frame: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -44,10 +38,10 @@ def _model_reference(**values) -> pl.DataFrame:
 def build_training_assets() -> list:
     @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, ins={"features": dg.AssetIn("ad_click_features")})
     def ad_click_training_data(
-        context: dg.AssetExecutionContext, time_split: AdClickTimeSplit, features
+        context: dg.AssetExecutionContext, ad_click_time_split: AdClickTimeSplit, features
     ) -> dg.MaterializeResult:
         """Feature rows labelled train, validation or test by day; warm-up days with short history are left out."""
-        split = TimeSplit(time_split.warmup_days, time_split.validation_days, time_split.test_days)
+        split = TimeSplit(ad_click_time_split.warmup_days, ad_click_time_split.validation_days, ad_click_time_split.test_days)
         labelled = split.assign(pl.concat(partition_frames(features), how="vertical"))
         training = labelled.filter(pl.col("split").is_not_null())
         windows = suites.split_windows(training)
@@ -100,8 +94,7 @@ def build_training_assets() -> list:
             value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=""),
             metadata={
                 **{f"test_{k}": v for k, v in report.items()},
-                "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
-                "mlflow_run_id": run.info.run_id,
+                **mlflow_tracking.run_link(run),
             },
         )
 
@@ -139,17 +132,16 @@ def build_training_assets() -> list:
             mlflow.log_dict({"features": list(FEATURE_COLUMNS)}, "features.json")
             log_plots(images)
             info = log_xgboost_model(booster, encoder, test.head(200))
-            version = mlflow.register_model(info.model_uri, REGISTERED_MODEL)
-            mlflow_tracking.client().set_registered_model_alias(REGISTERED_MODEL, "challenger", version.version)
-        context.log.info(f"registered {REGISTERED_MODEL} v{version.version} as challenger; test {report}")
+            version = register_challenger(mlflow_tracking, info.model_uri, REGISTERED_MODEL)
+        context.log.info(f"registered {REGISTERED_MODEL} v{version} as challenger; test {report}")
         return dg.MaterializeResult(
-            value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=str(version.version)),
+            value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=str(version)),
             metadata={
                 **{f"test_{k}": v for k, v in report.items()},
                 "best_iteration": booster.best_iteration,
-                "registered_model": f"{REGISTERED_MODEL} v{version.version} @challenger",
+                "registered_model": f"{REGISTERED_MODEL} v{version} @challenger",
                 "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
-                "mlflow_model": dg.MetadataValue.url(mlflow_tracking.model_url(REGISTERED_MODEL, version.version)),
+                "mlflow_model": dg.MetadataValue.url(mlflow_tracking.model_url(REGISTERED_MODEL, version)),
                 "mlflow_run_id": run.info.run_id,
                 "plots": images_markdown(images),
             },
@@ -176,11 +168,12 @@ def build_training_assets() -> list:
 
         train, test = split_rows(ad_click_training_data, "train"), split_rows(ad_click_training_data, "test")
         y = test[LABEL].to_numpy()
-        mlflow_tracking.client()  # points the fluent API at the project's tracking server
         features = model_input(test)
+        with mlflow_tracking.activated():
+            baseline = mlflow.sklearn.load_model(ad_click_baseline_model["model_uri"][0])
         scores = {
-            "baseline (logistic regression)": mlflow.sklearn.load_model(ad_click_baseline_model["model_uri"][0]).predict_proba(features)[:, 1],
-            "xgboost": np.asarray(mlflow.pyfunc.load_model(ad_click_ctr_model["model_uri"][0]).predict(features)),
+            "baseline (logistic regression)": baseline.predict_proba(features)[:, 1],
+            "xgboost": np.asarray(mlflow_tracking.load_pyfunc(ad_click_ctr_model["model_uri"][0]).predict(features)),
         }
         truth = pl.concat(partition_frames(oracle), how="vertical")
         oracle_note = "none: user-provided data has no oracle"
@@ -215,6 +208,12 @@ def build_training_assets() -> list:
                 "xgboost_nce": rows["xgboost"]["nce"],
                 "baseline_nce": rows["baseline (logistic regression)"]["nce"],
                 "xgboost_nce_vs_oracle": rows["xgboost"]["nce_vs_oracle"],
+                # The front table's figures (README): the book's metric for baseline, champion candidate and oracle.
+                "baseline": "logistic regression",
+                "baseline_value": rows["baseline (logistic regression)"]["nce"],
+                "model_value": rows["xgboost"]["nce"],
+                "oracle_value": oracle_row["nce"] if oracle_row else None,
+                "evaluation_note": f"oracle: {oracle_note}; test impressions: {test.height}",
                 "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
                 "plots": images_markdown(images),
             },
@@ -229,8 +228,3 @@ def build_training_assets() -> list:
         ad_click_model_evaluation,
     ]
 
-
-def evaluate_predictions(train: pl.DataFrame, test: pl.DataFrame, p: np.ndarray) -> dict[str, float]:
-    from models.metrics import binary_report
-
-    return binary_report(test[LABEL].to_numpy(), np.asarray(p), background_rate=float(train[LABEL].mean()))

@@ -3,15 +3,19 @@ re-ranking rules, judged by precision, recall, mAP, nDCG, diversity and coverage
 
 import dagster as dg
 
+from assets.case import CaseStudy, GatedTraining, Platform
+from assets.release import PROMOTION_MODE_TAG, rollback_job
 from assets.video_rec.raw import GROUP, build_raw_assets
-from assets.video_rec.serving import build_serving_assets
-from assets.video_rec.training import build_training_assets
+from assets.video_rec.resources import VideoRecSource, VideoRecTimeSplit, VideoRecTraining
+from assets.video_rec.serving import BENTO, PROMOTION_CHECK, build_serving_assets
+from assets.video_rec.settings import VideoRecSettings
+from assets.video_rec.training import REGISTERED_MODEL, build_training_assets
 
 TRAINING_JOB = "video_rec_training_job"
 ROLLBACK_JOB = "video_rec_rollback_job"
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(platform: Platform, settings: VideoRecSettings) -> dg.Definitions:
     definitions = [*build_raw_assets(), *build_training_assets(), *build_serving_assets()]
     group = dg.AssetSelection.groups(GROUP)
     jobs = [
@@ -21,12 +25,7 @@ def build_definitions() -> dg.Definitions:
             description="Ingest and validate, train two-tower, index, ranker; register and evaluate the challenger; "
             "promote it if it beats the champion; package the bento; write batch recommendations.",
         ),
-        dg.define_asset_job(
-            ROLLBACK_JOB,
-            selection=dg.AssetSelection.assets("video_rec_champion", "video_rec_bento_model", "video_rec_bento"),
-            config={"ops": {"video_rec_champion": {"config": {"action": "rollback"}}}},
-            description="Move the champion alias back to the version it replaced and rebuild the bento.",
-        ),
+        rollback_job(GROUP),
     ]
     return dg.Definitions(
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
@@ -36,7 +35,43 @@ def build_definitions() -> dg.Definitions:
             dg.ScheduleDefinition(
                 name="video_rec_weekly_retrain", job_name=TRAINING_JOB, cron_schedule="0 4 * * 1",
                 default_status=dg.DefaultScheduleStatus.STOPPED,
+                # Fresh data replaces a stale champion unless it is worse beyond the margin.
+                tags={"mlsd/trigger": "schedule", PROMOTION_MODE_TAG: "non_inferiority"},
                 description="Retrain the recommender weekly: tastes drift and new videos need their ids learned.",
             )
         ],
+        resources={
+            "video_rec_source": VideoRecSource(
+                raw_dir=settings.raw_dir, raw_dir_setting="MLSD_VIDEO_REC_RAW_DIR", landing_dir=platform.landing_dir(GROUP),
+                start_date=settings.start_date.isoformat(), days=settings.days, seed=settings.seed, users=settings.users,
+                videos=settings.videos, new_videos_per_day=settings.new_videos_per_day,
+            ),
+            "video_rec_time_split": VideoRecTimeSplit(ranker_days=settings.ranker_days, test_days=settings.test_days),
+            "video_rec_training": VideoRecTraining(epochs=settings.epochs, top_k=settings.top_k,
+                                                   evaluation_users=settings.evaluation_users),
+        },
     )
+
+
+CASE = CaseStudy(
+    name=GROUP,
+    chapter=6,
+    title="Video recommendation",
+    predicts="a homepage of videos per user",
+    metric="nDCG@10 (higher is better)",
+    serving="online",
+    settings_type=VideoRecSettings,
+    small=dict(days=16, users=800, videos=800, new_videos_per_day=20, ranker_days=3, test_days=3, epochs=6),
+    build_definitions=build_definitions,
+    registered_model=REGISTERED_MODEL,
+    evaluation_asset="video_rec_evaluation",
+    training_job=TRAINING_JOB,
+    rollback_job=ROLLBACK_JOB,
+    promotion_check=PROMOTION_CHECK,
+    run_steps=(
+        GatedTraining(TRAINING_JOB, PROMOTION_CHECK, "ingest, validate, two-tower, ANN index, ranker, registry, "
+                      "evaluation, promotion, bento, batch recommendations"),
+    ),
+    bento=BENTO,
+    example_requests={"/recommend": {"user_id": "u000001", "k": 5}},
+)

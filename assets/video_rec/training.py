@@ -8,11 +8,14 @@ import dagster as dg
 import polars as pl
 
 from assets.common import frame_markdown, frame_metadata, images_markdown, log_plots, metrics_table, suite_check
-from assets.video_rec.raw import GROUP, VideoRecTimeSplit
+from assets.release import register_challenger
+from assets.resources import MlflowTracking
+from assets.video_rec.raw import GROUP
+from assets.video_rec.resources import VideoRecSource, VideoRecTimeSplit, VideoRecTraining
 from expectations import video_rec as suites
-from orchestration.resources import MlflowTracking, VideoRecSource
+from models.video_rec.features import leakage_audit
 
-EXPERIMENT = "video_recommendation"
+EXPERIMENT = GROUP
 REGISTERED_MODEL = "video_rec_recommender"
 REPORT_COLUMNS = [
     "precision_at_1", "precision_at_5", "precision_at_10", "recall_at_10", "map_at_10", "ndcg_at_10",
@@ -26,40 +29,21 @@ APPROACH_NAMES = {
 }
 
 
-class VideoRecTraining(dg.ConfigurableResource):
-    epochs: int = 20
-    evaluation_users: int = 2_000
-    top_k: int = 20  # batch recommendations per user
-
-
 def _reference(**values) -> pl.DataFrame:
     return pl.DataFrame({k: [v] for k, v in values.items()})
 
 
-def _run_link(mlflow_tracking: MlflowTracking, run) -> dict:
-    return {
-        "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
-        "mlflow_run_id": run.info.run_id,
-    }
-
-
 def load_two_tower(mlflow_tracking: MlflowTracking, run_id: str):
-    import mlflow
-
     from models.video_rec import two_tower as tt
 
-    mlflow_tracking.client()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, mlflow_tracking.activated() as mlflow:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="two_tower/two_tower.pt", dst_path=tmp)
         model, vocab, _ = tt.load(path)
     return model, vocab
 
 
 def load_recommender(mlflow_tracking: MlflowTracking, version: str):
-    import mlflow
-
-    mlflow_tracking.client()
-    return mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}/{version}").unwrap_python_model().recommender
+    return mlflow_tracking.load_pyfunc(f"models:/{REGISTERED_MODEL}/{version}").unwrap_python_model().recommender
 
 
 def build_training_assets() -> list:
@@ -73,8 +57,8 @@ def build_training_assets() -> list:
     def video_rec_two_tower(
         context: dg.AssetExecutionContext,
         mlflow_tracking: MlflowTracking,
-        video_time_split: VideoRecTimeSplit,
-        video_training: VideoRecTraining,
+        video_rec_time_split: VideoRecTimeSplit,
+        video_rec_training: VideoRecTraining,
         users: pl.DataFrame,
         videos: pl.DataFrame,
         labeled: pl.DataFrame,
@@ -87,8 +71,8 @@ def build_training_assets() -> list:
         from models.video_rec import two_tower as tt
         from models.video_rec.train import fit_retrieval
 
-        cutoffs = video_time_split.cutoffs(labeled)
-        config = tt.TwoTowerConfig(epochs=video_training.epochs)
+        cutoffs = video_rec_time_split.cutoffs(labeled)
+        config = tt.TwoTowerConfig(epochs=video_rec_training.epochs)
         with mlflow_tracking.start_run(EXPERIMENT, "two-tower", {"model": "two_tower"}) as run:
             model, vocab, report = fit_retrieval(labeled, users, videos, cutoffs, config, progress=context.log.info)
             mlflow.log_params({**vars(config), "users": len(vocab.users), "videos": len(vocab.videos), "tags": len(vocab.tags),
@@ -111,7 +95,7 @@ def build_training_assets() -> list:
         return dg.MaterializeResult(
             value=_reference(run_id=run.info.run_id),
             metadata={
-                **_run_link(mlflow_tracking, run),
+                **mlflow_tracking.run_link(run),
                 "best_epoch": report.best_epoch,
                 "epochs_run": len(report.losses),
                 "validation_recall_at_100": max(report.validation),
@@ -126,7 +110,7 @@ def build_training_assets() -> list:
     def video_rec_ann_index(
         context: dg.AssetExecutionContext,
         mlflow_tracking: MlflowTracking,
-        video_time_split: VideoRecTimeSplit,
+        video_rec_time_split: VideoRecTimeSplit,
         video_rec_two_tower: pl.DataFrame,
         users: pl.DataFrame,
         videos: pl.DataFrame,
@@ -143,7 +127,7 @@ def build_training_assets() -> list:
 
         run_id = str(video_rec_two_tower["run_id"][0])
         model, vocab = load_two_tower(mlflow_tracking, run_id)
-        as_of = video_time_split.cutoffs(labeled).test_end
+        as_of = video_rec_time_split.cutoffs(labeled).test_end
         stats = video_stats(labeled, videos, as_of)
         embeddings = tt.embed_videos(model, tt.encode_videos(vocab, stats))
         params = ChainConfig().hnsw
@@ -171,7 +155,7 @@ def build_training_assets() -> list:
         return dg.MaterializeResult(
             value=_reference(run_id=run.info.run_id, two_tower_run_id=run_id, as_of=as_of.isoformat(), videos=len(index)),
             metadata={
-                **_run_link(mlflow_tracking, run),
+                **mlflow_tracking.run_link(run),
                 "two_tower_run_id": run_id,
                 "videos": len(index),
                 f"recall_at_{k}_vs_exact": recall,
@@ -186,7 +170,7 @@ def build_training_assets() -> list:
     def video_rec_ranker_training_data(
         context: dg.AssetExecutionContext,
         mlflow_tracking: MlflowTracking,
-        video_time_split: VideoRecTimeSplit,
+        video_rec_time_split: VideoRecTimeSplit,
         video_rec_two_tower: pl.DataFrame,
         users: pl.DataFrame,
         videos: pl.DataFrame,
@@ -197,7 +181,7 @@ def build_training_assets() -> list:
         from models.video_rec.recommender import ChainConfig, build_state
         from models.video_rec.train import ranker_examples
 
-        cutoffs = video_time_split.cutoffs(labeled)
+        cutoffs = video_rec_time_split.cutoffs(labeled)
         model, vocab = load_two_tower(mlflow_tracking, str(video_rec_two_tower["run_id"][0]))
         config = ChainConfig()
         state = build_state(model, vocab, labeled, users, videos, cutoffs.retrieval_end, config)
@@ -225,9 +209,9 @@ def build_training_assets() -> list:
         "window, ranker features before their labels, ranker labels before the test window.",
     )
     def video_rec_no_leakage(
-        video_time_split: VideoRecTimeSplit, video_rec_ranker_training_data: pl.DataFrame, labeled: pl.DataFrame
+        video_rec_time_split: VideoRecTimeSplit, video_rec_ranker_training_data: pl.DataFrame, labeled: pl.DataFrame
     ) -> dg.AssetCheckResult:
-        audit = leakage_audit(video_time_split.cutoffs(labeled), labeled, video_rec_ranker_training_data)
+        audit = leakage_audit(video_rec_time_split.cutoffs(labeled), labeled, video_rec_ranker_training_data)
         return suite_check(audit, suites.leakage_audit_suite(), audit=dg.MetadataValue.md(frame_markdown(audit)))
 
     @dg.asset_check(
@@ -266,7 +250,7 @@ def build_training_assets() -> list:
         return dg.MaterializeResult(
             value=_reference(run_id=run.info.run_id, best_iteration=booster.best_iteration),
             metadata={
-                **_run_link(mlflow_tracking, run),
+                **mlflow_tracking.run_link(run),
                 "best_iteration": booster.best_iteration,
                 "validation_ndcg_at_10": best,
                 "plots": images_markdown(images),
@@ -277,7 +261,7 @@ def build_training_assets() -> list:
     def video_rec_recommender(
         context: dg.AssetExecutionContext,
         mlflow_tracking: MlflowTracking,
-        video_time_split: VideoRecTimeSplit,
+        video_rec_time_split: VideoRecTimeSplit,
         video_rec_two_tower: pl.DataFrame,
         video_rec_ann_index: pl.DataFrame,
         video_rec_ranker: pl.DataFrame,
@@ -295,8 +279,8 @@ def build_training_assets() -> list:
 
         model, vocab = load_two_tower(mlflow_tracking, str(video_rec_two_tower["run_id"][0]))
         config = ChainConfig()
-        as_of = video_time_split.cutoffs(labeled).test_end
-        with tempfile.TemporaryDirectory() as tmp:
+        as_of = video_rec_time_split.cutoffs(labeled).test_end
+        with tempfile.TemporaryDirectory() as tmp, mlflow_tracking.activated():
             index_path = mlflow.artifacts.download_artifacts(
                 run_id=str(video_rec_ann_index["run_id"][0]), artifact_path="ann/index.faiss", dst_path=tmp
             )
@@ -326,15 +310,14 @@ def build_training_assets() -> list:
                                    "ann_candidates": config.ann_candidates, "popular_candidates": config.popular_candidates,
                                    "trending_candidates": config.trending_candidates, **vars(config.rules)})
                 info = log_recommender(recommender, bundle, state.profiles["user_id"].head(3).to_list())
-                version = mlflow.register_model(info.model_uri, REGISTERED_MODEL, tags=tags)
-                mlflow_tracking.client().set_registered_model_alias(REGISTERED_MODEL, "challenger", version.version)
-        context.log.info(f"registered {REGISTERED_MODEL} v{version.version} as challenger")
+                version = register_challenger(mlflow_tracking, info.model_uri, REGISTERED_MODEL, tags)
+        context.log.info(f"registered {REGISTERED_MODEL} v{version} as challenger")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=str(version.version)),
+            value=_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=version),
             metadata={
-                **_run_link(mlflow_tracking, run),
-                "registered_version": str(version.version),
-                "mlflow_model": dg.MetadataValue.url(mlflow_tracking.model_url(REGISTERED_MODEL, version.version)),
+                **mlflow_tracking.run_link(run),
+                "registered_version": version,
+                "mlflow_model": dg.MetadataValue.url(mlflow_tracking.model_url(REGISTERED_MODEL, version)),
                 "serving_state_as_of": as_of.isoformat(),
                 "catalogue_videos": state.videos.height,
                 "users": state.profiles.height,
@@ -345,9 +328,9 @@ def build_training_assets() -> list:
     def video_rec_evaluation(
         context: dg.AssetExecutionContext,
         mlflow_tracking: MlflowTracking,
-        video_time_split: VideoRecTimeSplit,
-        video_training: VideoRecTraining,
-        video_source: VideoRecSource,
+        video_rec_time_split: VideoRecTimeSplit,
+        video_rec_training: VideoRecTraining,
+        video_rec_source: VideoRecSource,
         video_rec_recommender: pl.DataFrame,
         users: pl.DataFrame,
         videos: pl.DataFrame,
@@ -360,11 +343,11 @@ def build_training_assets() -> list:
         from models import plots
         from models.video_rec.train import CURVE_KS, evaluate, state_at
 
-        cutoffs = video_time_split.cutoffs(labeled)
+        cutoffs = video_rec_time_split.cutoffs(labeled)
         recommender = load_recommender(mlflow_tracking, str(video_rec_recommender["version"][0]))
         at_test = state_at(recommender, labeled, users, videos, cutoffs.test_start)
         started = time.perf_counter()
-        result = evaluate(at_test, labeled, users, videos, cutoffs, video_source.oracle(), max_users=video_training.evaluation_users)
+        result = evaluate(at_test, labeled, users, videos, cutoffs, video_rec_source.oracle(), max_users=video_rec_training.evaluation_users)
         rows = {APPROACH_NAMES[name]: report for name, report in result.reports.items()}
         table = metrics_table(rows, REPORT_COLUMNS)
         images = {
@@ -380,18 +363,28 @@ def build_training_assets() -> list:
             mlflow.log_text(table, "comparison.md")
             log_plots(images)
         context.log.info(f"test window ({result.users} users, {time.perf_counter() - started:.0f}s):\n{table}")
-        comparison = pl.DataFrame([{"approach": name, **report} for name, report in result.reports.items()])
+        comparison = pl.DataFrame([
+            {"approach": name, **report, "unit_ids": list(result.per_user_ndcg[name]),
+             "unit_ndcg_at_10": list(result.per_user_ndcg[name].values())}
+            for name, report in result.reports.items()
+        ])
         chain, popularity = result.reports["two_stage"], result.reports["popularity"]
         return dg.MaterializeResult(
             value=comparison,
             metadata={
-                **_run_link(mlflow_tracking, run),
+                **mlflow_tracking.run_link(run),
                 "comparison": dg.MetadataValue.md(table),
                 "test_users": result.users,
                 "catalogue_videos": result.catalogue,
                 "ndcg_at_10": chain["ndcg_at_10"],
                 "ndcg_at_10_popularity": popularity["ndcg_at_10"],
-                "oracle": "generator's P(next view is relevant)" if video_source.has_oracle else "none: user-provided data",
+                # The front table's figures (README): the book's metric for baseline, champion candidate and oracle.
+                "baseline": "popularity",
+                "baseline_value": popularity["ndcg_at_10"],
+                "model_value": chain["ndcg_at_10"],
+                "oracle_value": result.reports["oracle"]["ndcg_at_10"] if "oracle" in result.reports else None,
+                "evaluation_note": f"test users: {result.users}; catalogue videos: {result.catalogue}",
+                "oracle": "generator's P(next view is relevant)" if video_rec_source.has_oracle else "none: user-provided data",
                 "registered_version": str(video_rec_recommender["version"][0]),
                 "plots": images_markdown(images),
             },
@@ -401,22 +394,3 @@ def build_training_assets() -> list:
         video_rec_two_tower, video_rec_ann_index, video_rec_ranker_training_data, video_rec_no_leakage,
         video_rec_ranker_data_valid, video_rec_ranker, video_rec_recommender, video_rec_evaluation,
     ]
-
-
-def leakage_audit(cutoffs, labeled: pl.DataFrame, ranker_data: pl.DataFrame) -> pl.DataFrame:
-    """One row per training input: the last time it reads, and the time it must end before."""
-    retrieval = labeled.filter(pl.col("window") == "retrieval_train")
-    ranker_labels = labeled.filter(pl.col("window") == "ranker_train")
-    ts = pl.Datetime("us", "UTC")
-    return pl.DataFrame(
-        {
-            "input": ["two-tower training views", "ranker features", "ranker labels"],
-            "last_ts": [retrieval["ts"].max(), ranker_data["features_as_of"].max(), ranker_labels["ts"].max()],
-            "must_end_before": [cutoffs.retrieval_end, ranker_data["labels_from"].min(), cutoffs.test_start],
-        },
-        schema={"input": pl.String, "last_ts": ts, "must_end_before": ts},
-    ).with_columns(
-        # features as of a time read only what is strictly before it, so "as of" may equal the labels' start
-        last_ts=pl.when(pl.col("input") == "ranker features").then(pl.col("last_ts") - pl.duration(microseconds=1))
-        .otherwise(pl.col("last_ts"))
-    )

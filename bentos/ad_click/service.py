@@ -14,7 +14,7 @@ from typing import Annotated
 import bentoml
 from pydantic import BaseModel, Field, StringConstraints, create_model, model_validator
 
-from bentos.schemas import Id, Strict
+from bentos.base import Id, Strict, strict_requests
 
 MODEL_NAME = "ad_click_ctr"
 try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
@@ -23,6 +23,7 @@ except ImportError:  # running from the source tree
     MODEL_TAG = f"{MODEL_NAME}:latest"
 MAX_CANDIDATES = 500
 MAX_ROWS = 10_000
+FLOAT32_LIMIT = 3.0e38
 
 Device = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
@@ -70,7 +71,9 @@ def _feature_row_model():
     from models.ad_click.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
     fields = {c: (str | None, None) for c in CATEGORICAL_FEATURES}
-    fields |= {c: (float | None, None) for c in NUMERIC_FEATURES}
+    # The model computes in float32: a value beyond its range would reach XGBoost as infinity and fail inside it.
+    feature_value = Annotated[float, Field(ge=-FLOAT32_LIMIT, le=FLOAT32_LIMIT, allow_inf_nan=False)]
+    fields |= {c: (feature_value | None, None) for c in NUMERIC_FEATURES}
     return create_model("FeatureRow", __base__=Strict, **fields)
 
 
@@ -87,6 +90,7 @@ class ScoreResponse(BaseModel):
 
 
 # Two worker processes, one per core of the target machine: one Python process cannot use both.
+@strict_requests(max_body_bytes=32 * 1024 * 1024)  # /score takes up to 10,000 rows: about 25 MiB of JSON
 @bentoml.service(traffic={"timeout": 10, "max_concurrency": 64}, workers=2)
 class AdClickRanker:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)

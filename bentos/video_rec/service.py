@@ -14,7 +14,7 @@ from typing import Annotated
 import bentoml
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from bentos.schemas import Id, Strict
+from bentos.base import Id, Strict, strict_requests
 
 MODEL_NAME = "video_rec_recommender"
 try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
@@ -60,6 +60,7 @@ class RecommendResponse(BaseModel):
 
 
 # Two worker processes, one per core of the target machine; each computes with one thread.
+@strict_requests
 @bentoml.service(traffic={"timeout": 10, "max_concurrency": 64}, workers=2)
 class VideoRecommender:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)

@@ -182,3 +182,10 @@ def train_logistic_regression(train: pl.DataFrame):
     )
     pipeline.fit(baseline_frame(train), train[LABEL].to_numpy())
     return pipeline
+
+
+def evaluate_predictions(train: pl.DataFrame, test: pl.DataFrame, p: np.ndarray) -> dict[str, float]:
+    """The book's metrics on the test rows; NCE's background rate is the training days' CTR (known at training)."""
+    from models.metrics import binary_report
+
+    return binary_report(test[LABEL].to_numpy(), np.asarray(p), background_rate=float(train[LABEL].mean()))

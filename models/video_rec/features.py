@@ -139,3 +139,35 @@ def ground_truth(labeled: pl.DataFrame, videos: pl.DataFrame, start: datetime, e
 
 def popular_videos(stats: pl.DataFrame, n: int, by: str = "views_7d") -> list[str]:
     return stats.sort([by, "relevance_rate", "video_id"], descending=[True, True, False]).head(n)["video_id"].to_list()
+
+
+def split_windows(labeled: pl.DataFrame, cutoffs: Cutoffs) -> pl.DataFrame:
+    """One row per window, in time order, with its interactions and the next window's start."""
+    windows = cutoffs.windows().with_columns(next_start=pl.col("start").shift(-1))
+    counts = [
+        labeled.filter((pl.col("ts") >= s) & (pl.col("ts") < e)).select(n=pl.len(), last=pl.col("ts").max())
+        for s, e in zip(windows["start"], windows["end"])
+    ]
+    return windows.with_columns(
+        interactions=pl.Series([c["n"][0] for c in counts], dtype=pl.Int64),
+        last_ts=pl.Series([c["last"][0] for c in counts], dtype=pl.Datetime("us", "UTC")),
+    )
+
+
+def leakage_audit(cutoffs: Cutoffs, labeled: pl.DataFrame, ranker_data: pl.DataFrame) -> pl.DataFrame:
+    """One row per training input: the last time it reads, and the time it must end before."""
+    retrieval = labeled.filter(pl.col("window") == "retrieval_train")
+    ranker_labels = labeled.filter(pl.col("window") == "ranker_train")
+    ts = pl.Datetime("us", "UTC")
+    return pl.DataFrame(
+        {
+            "input": ["two-tower training views", "ranker features", "ranker labels"],
+            "last_ts": [retrieval["ts"].max(), ranker_data["features_as_of"].max(), ranker_labels["ts"].max()],
+            "must_end_before": [cutoffs.retrieval_end, ranker_data["labels_from"].min(), cutoffs.test_start],
+        },
+        schema={"input": pl.String, "last_ts": ts, "must_end_before": ts},
+    ).with_columns(
+        # features as of a time read only what is strictly before it, so "as of" may equal the labels' start
+        last_ts=pl.when(pl.col("input") == "ranker features").then(pl.col("last_ts") - pl.duration(microseconds=1))
+        .otherwise(pl.col("last_ts"))
+    )

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from orchestration.settings import redact
+from assets.resources import redact
 from orchestration.stack import Stack, StackError, read_env_file, write_env_file
 
 
@@ -33,7 +33,7 @@ def test_settings_read_from_the_production_file(tmp_path):
     from orchestration.settings import Settings
 
     env = read_env_file(write_env_file(tmp_path / "p.env", tmp_path / "state"))
-    settings = Settings.from_env(env)
+    settings = Settings.from_env(env).platform
     assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
     assert settings.mlflow_artifact_root == "", "the tracking server decides where artifacts go"
     assert settings.online_store_url.startswith("redis://:")
@@ -66,7 +66,7 @@ def test_redact_hides_only_the_password():
 
 def test_unreachable_server_error_names_service_and_url_without_password():
     from bentos.server import free_port
-    from orchestration.resources import OnlineFeatureStore, ServiceUnavailable
+    from assets.resources import OnlineFeatureStore, ServiceUnavailable
 
     url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
     with pytest.raises(ServiceUnavailable) as raised:

@@ -5,23 +5,7 @@ import polars as pl
 import pytest
 
 from orchestration.definitions import build_definitions
-from orchestration.main import run_ad_click
-
-
-def _checks(instance: dg.DagsterInstance) -> list:
-    records = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
-    return [r.event_log_entry.dagster_event.event_specific_data for r in records]
-
-
-def test_every_asset_and_check_of_the_group_ran_and_passed(pipeline):
-    _, defs, instance, _ = pipeline
-    group = {spec.key for spec in defs.resolve_all_asset_specs() if spec.group_name == "ad_click"}
-    for key in group:
-        assert instance.get_latest_materialization_event(key) is not None, key
-    evaluations = _checks(instance)
-    names = {e.check_name for e in evaluations}
-    assert names == {c.name for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key in group}
-    assert all(e.passed for e in evaluations)
+from tests.conftest import case_named, run_case, small_settings_for
 
 
 def test_challenger_is_registered_and_evaluation_compares_with_baseline_and_oracle(pipeline):
@@ -67,6 +51,21 @@ def test_a_missing_history_day_is_named_not_skipped(small_settings):
     assert "2026-01-01.parquet" in str(failure.event_specific_data.error)
 
 
+def test_training_over_a_gap_in_the_days_names_the_missing_day(small_settings):
+    defs = build_definitions(small_settings)
+    instance = dg.DagsterInstance.ephemeral()
+    daily = defs.resolve_job_def("ad_click_daily_job")
+    for day in ("2026-01-01", "2026-01-02", "2026-01-03"):
+        assert daily.execute_in_process(partition_key=day, instance=instance).success
+    lake = small_settings.lake_dir / "assets" / "ad_click_features"
+    (lake / "2026-01-02.parquet").unlink()  # a day lost between two that arrived
+    result = defs.resolve_job_def("ad_click_training_job").execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "ad_click_features is missing 1 partition(s) inside the window it reads: 2026-01-02" in str(
+        failure.event_specific_data.error)
+
+
 def _write_world(world, folder, impressions: pl.DataFrame | None = None):
     folder.mkdir(parents=True)
     (folder / "impressions").mkdir()
@@ -84,7 +83,7 @@ def test_bad_data_stops_at_the_blocking_check(small_world, small_settings, tmp_p
         position=pl.when(day & (pl.int_range(pl.len()) % 50 == 0)).then(0).otherwise("position")
     )
     _write_world(small_world, raw, bad)
-    defs = build_definitions(small_settings.with_ad_click(raw_dir=str(raw)))
+    defs = build_definitions(small_settings.with_case("ad_click", raw_dir=str(raw)))
     instance = dg.DagsterInstance.ephemeral()
     daily = defs.resolve_job_def("ad_click_daily_job")
     for day in ("2026-01-01", "2026-01-02"):
@@ -102,15 +101,14 @@ def test_bad_data_stops_at_the_blocking_check(small_world, small_settings, tmp_p
 def test_bring_your_own_data_runs_the_whole_group_and_says_there_is_no_oracle(small_world, small_settings, tmp_path):
     raw = tmp_path / "raw"
     _write_world(small_world, raw)
-    from orchestration.settings import Settings
-
-    settings = Settings.from_env({"MLSD_STATE_DIR": str(tmp_path / "state"), "MLSD_AD_CLICK_RAW_DIR": str(raw)})
-    settings = settings.with_ad_click(warmup_days=2, validation_days=2, test_days=2)
-    defs = build_definitions(settings)
-    daily = defs.resolve_job_def("ad_click_daily_job")
+    case = case_named("ad_click")
+    # No start date or day count: the window comes from the files' dates.
+    settings = small_settings_for(case, tmp_path / "state", {"MLSD_AD_CLICK_RAW_DIR": str(raw)}, days=None)
+    run = run_case(case, settings)
+    daily = run.defs.resolve_job_def("ad_click_daily_job")
     assert daily.partitions_def.get_partition_keys()[0] == "2026-01-01"
-    assert len(daily.partitions_def.get_partition_keys()) == 10  # the window comes from the files' dates
-    evaluation = run_ad_click(defs, dg.DagsterInstance.ephemeral())
+    assert len(daily.partitions_def.get_partition_keys()) == 10
+    evaluation = run.instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
     assert evaluation.metadata["oracle"].value == "none: user-provided data has no oracle"
     assert "oracle (true probability)" not in evaluation.metadata["comparison"].value
     assert evaluation.metadata["xgboost_nce"].value < 1.0

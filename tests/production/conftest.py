@@ -13,7 +13,6 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / ".mlsd" / "test-artifacts"  # screenshots and logs CI keeps
@@ -72,10 +71,11 @@ class RunningStack:
 
 
 def _small_world() -> dict[str, str]:
-    """SMALL as the environment variables that set it (those the settings read)."""
-    from orchestration.settings import _AD_CLICK_ENV
+    """Ad click's small settings as the environment variables that set them."""
+    from tests.conftest import case_named
 
-    return {name: str(SMALL[attribute]) for name, (attribute, _) in _AD_CLICK_ENV.items() if attribute in SMALL}
+    case = case_named("ad_click")
+    return {f"{case.env_prefix}{name.upper()}": str(value) for name, value in case.small.items()}
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +115,6 @@ def production_stack(tmp_path_factory):
 @pytest.fixture(scope="session")
 def production_ad_click(production_stack):
     """The ad click pipeline, materialized once against the production stack by the README's command."""
-    completed = production_stack.command("-m", "orchestration.main", "run", "--case", "ad_click")
+    completed = production_stack.command("-m", "orchestration.main", "run", "ad_click")
     assert completed.returncode == 0, f"production run failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
     return completed.stdout

@@ -73,13 +73,13 @@ def test_mlflow_server_restart_mid_way(production_stack, production_ad_click, tm
     versions_before = {str(v.version) for v in client.search_model_versions("name='ad_click_ctr'")}
 
     stack.stack_command("stop", "mlflow")
-    failed = stack.command("-m", "orchestration.main", "train", timeout=600)
+    failed = stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
     assert failed.returncode != 0
     assert f"MLflow tracking server at {uri} is not reachable" in failed.stderr + failed.stdout
     assert dagster_runs(stack)[-1] == ("ad_click_training_job", "FAILURE")  # the failed run is on record
 
     assert "mlflow: started" in stack.stack_command("up").stdout
-    rerun = stack.command("-m", "orchestration.main", "train", timeout=600)
+    rerun = stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert dagster_runs(stack)[-1] == ("ad_click_training_job", "SUCCESS")
 
@@ -100,7 +100,7 @@ def test_redis_restart_mid_way(production_stack, production_ad_click):
     snapshot, keys = _online_snapshot(stack)
 
     stack.stack_command("stop", "redis")
-    failed = stack.command("-m", "orchestration.main", "train", timeout=600)
+    failed = stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
     assert failed.returncode != 0
     address = urlparse(stack.url("MLSD_ONLINE_STORE_URL"))
     message = failed.stderr + failed.stdout
@@ -109,7 +109,7 @@ def test_redis_restart_mid_way(production_stack, production_ad_click):
 
     assert "redis: started" in stack.stack_command("up").stdout
     assert _online_snapshot(stack) == (snapshot, keys), "Redis kept the published features across its restart"
-    rerun = stack.command("-m", "orchestration.main", "train", timeout=600)
+    rerun = stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     republished, republished_keys = _online_snapshot(stack)
     assert republished_keys == republished["records"] > 0

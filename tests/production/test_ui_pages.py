@@ -53,7 +53,15 @@ def shot(page, name: str) -> None:
 
 
 def _graph() -> dict:
-    return json.loads((ROOT / "tests" / "snapshots" / "asset_graph.json").read_text())
+    """Every registered case's snapshot, with its group: what the UI must show."""
+    from orchestration.cases import registered
+
+    merged = {"assets": {}, "checks": {}}
+    for case in registered():
+        snapshot = json.loads((ROOT / "tests" / "snapshots" / f"{case.name}.json").read_text())
+        merged["assets"] |= {name: {**node, "group": case.name} for name, node in snapshot["assets"].items()}
+        merged["checks"] |= snapshot["checks"]
+    return merged
 
 
 def dagster_url(stack) -> str:

@@ -17,7 +17,7 @@ def test_openapi_lists_the_endpoint(served_video_rec):
 def test_http_answers_equal_the_batch_recommendations_for_the_same_users(served_video_rec):
     settings = served_video_rec["settings"]
     batch = pl.read_parquet(settings.lake_dir / "assets" / "video_rec_batch_recommendations.parquet")
-    k = settings.video_rec.top_k
+    k = settings.of("video_rec").top_k
     users = batch["user_id"].unique().sort().head(25).to_list()
     for user in users:
         response = _post(served_video_rec, {"user_id": user, "k": k})

@@ -1,0 +1,55 @@
+"""Ad click's own resources: its raw-data source, its time split and its event stream."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from datetime import date
+
+import dagster as dg
+
+from assets.resources import RawSource
+
+
+class AdClickSource(RawSource):
+    """Raw ad click data: the seeded simulator, or your parquet files in `raw_dir` (users.parquet, ads.parquet and
+    impressions.parquet or impressions/*.parquet; README "Bring your own data")."""
+
+    tables: ClassVar[tuple[str, ...]] = ("users", "ads", "impressions", "oracle")
+    users: int = 20_000
+    ads: int = 1_500
+    advertisers: int = 150
+    impressions_per_day: int = 60_000
+    drift_kind: str = "none"
+    drift_day: int = 0
+
+    def simulation_config(self):
+        from models.ad_click.simulator import SimulationConfig
+
+        return SimulationConfig(
+            seed=self.seed, start_date=date.fromisoformat(self.start_date), n_days=self.days, n_users=self.users,
+            n_ads=self.ads, n_advertisers=self.advertisers, impressions_per_day=self.impressions_per_day,
+            drift_kind=self.drift_kind, drift_day=self.drift_day,
+        )
+
+    def fingerprint(self) -> str:
+        return self.simulation_config().fingerprint()
+
+    def simulate(self):
+        from models.ad_click.simulator import simulate
+
+        return simulate(self.simulation_config())
+
+
+class AdClickTimeSplit(dg.ConfigurableResource):
+    """Days left out at the start (short history), then validation and test days at the end."""
+
+    warmup_days: int = 7
+    validation_days: int = 3
+    test_days: int = 4
+
+
+class EventStream(dg.ConfigurableResource):
+    """The Redis stream of ad events and where the consumer lands them in the lake."""
+
+    url: str
+    lake_dir: str

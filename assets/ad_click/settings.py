@@ -1,0 +1,47 @@
+"""Ad click's settings: every field is settable as MLSD_AD_CLICK_<FIELD> (`./dev.sh settings ad_click` lists them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from assets.case import InvalidSetting
+
+DRIFT_KINDS = ("covariate", "concept")
+
+
+@dataclass(frozen=True)
+class AdClickSettings:
+    raw_dir: str | None = None  # parquet files of your own; None runs the simulator
+    start_date: date | None = None  # None: your files' first day, or 2026-01-01 for the simulator
+    days: int | None = None  # None: through your files' last day, or 28 simulated days
+    seed: int = 7
+    users: int = 20_000
+    ads: int = 1_500
+    advertisers: int = 150
+    impressions_per_day: int = 60_000
+    warmup_days: int = 7
+    validation_days: int = 3
+    test_days: int = 4
+    drift: str = "none"  # simulator only: covariate@DAY or concept@DAY (0-based day the drift starts)
+
+    def __post_init__(self):
+        if self.drift != "none":
+            kind, _, day = self.drift.partition("@")
+            if kind not in DRIFT_KINDS or not day.isdigit():
+                raise InvalidSetting("drift", "use none, covariate@DAY or concept@DAY (0-based day)")
+        for name in ("users", "ads", "advertisers", "impressions_per_day", "validation_days", "test_days"):
+            if getattr(self, name) < 1:
+                raise InvalidSetting(name, "must be at least 1")
+        if self.days is not None and self.days < 1:
+            raise InvalidSetting("days", "must be at least 1")
+        if self.warmup_days < 0:
+            raise InvalidSetting("warmup_days", "must be 0 or more")
+
+    @property
+    def drift_kind(self) -> str:
+        return self.drift.partition("@")[0]
+
+    @property
+    def drift_day(self) -> int:
+        return int(self.drift.partition("@")[2] or 0)

@@ -1,0 +1,80 @@
+"""Video recommendation's own resources: its raw-data source, its time split and its training settings."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from datetime import date, datetime, timezone
+
+import dagster as dg
+import polars as pl
+
+from assets.resources import RawSource
+from models.video_rec.features import Cutoffs
+
+
+class VideoRecSource(RawSource):
+    """Raw video data: the seeded simulator, or your parquet files in `raw_dir` (users.parquet, videos.parquet,
+    interactions.parquet or interactions/*.parquet; README "Video recommendation")."""
+
+    tables: ClassVar[tuple[str, ...]] = ("users", "videos", "interactions")
+    seed: int = 11
+    users: int = 3_000
+    videos: int = 3_000
+    new_videos_per_day: int = 60
+
+    def simulation_config(self):
+        from models.video_rec.simulator import VideoSimulationConfig
+
+        return VideoSimulationConfig(
+            seed=self.seed, start_date=date.fromisoformat(self.start_date), n_days=self.days, n_users=self.users,
+            n_videos=self.videos, new_videos_per_day=self.new_videos_per_day,
+        )
+
+    def fingerprint(self) -> str:
+        return self.simulation_config().fingerprint()
+
+    def simulate(self):
+        """The simulated world (cached per configuration in this process): tables and latent truth."""
+        return _simulated_world(self.simulation_config())
+
+    def table(self, table: str, columns: dict | None = None) -> pl.DataFrame:
+        frame = super().table(table, columns)
+        if table == "videos" and "channel_id" not in frame.columns:
+            frame = frame.with_columns(channel_id=pl.lit(None, pl.String))  # optional column (per-channel rule off)
+        return frame
+
+    def oracle(self):
+        """The generator's P(next view is the video and relevant) for (user_ids, as_of), or None for your data."""
+        if not self.has_oracle:
+            return None
+        world = self.simulate()
+        start = datetime.combine(date.fromisoformat(self.start_date), datetime.min.time(), tzinfo=timezone.utc)
+        return lambda user_ids, as_of: world.expected_relevant(user_ids, (as_of - start).total_seconds() / 86_400)
+
+
+_WORLDS: dict = {}
+
+
+def _simulated_world(config):
+    if config not in _WORLDS:
+        from models.video_rec.simulator import simulate
+
+        _WORLDS.clear()  # one world at a time: they are large
+        _WORLDS[config] = simulate(config)
+    return _WORLDS[config]
+
+
+class VideoRecTimeSplit(dg.ConfigurableResource):
+    """The last `test_days` are the test window; the `ranker_days` before them teach the ranker."""
+
+    ranker_days: int = 4
+    test_days: int = 4
+
+    def cutoffs(self, interactions: pl.DataFrame) -> Cutoffs:
+        return Cutoffs.from_interactions(interactions, self.ranker_days, self.test_days)
+
+
+class VideoRecTraining(dg.ConfigurableResource):
+    epochs: int = 20
+    evaluation_users: int = 2_000
+    top_k: int = 20  # batch recommendations per user

@@ -1,0 +1,40 @@
+"""The fixture case's service: one endpoint, x values in, predictions out."""
+
+from __future__ import annotations
+
+import bentoml
+from pydantic import BaseModel, Field
+
+from bentos.base import Strict, strict_requests
+
+try:  # written by bentos/package.py into each build
+    from tests.fixture_case.model_tag import MODEL_TAG
+except ImportError:  # running from the source tree
+    MODEL_TAG = "fixture_case_line:latest"
+
+
+class PredictRequest(Strict):
+    x: list[float] = Field(min_length=1, max_length=1_000)
+
+
+class PredictResponse(BaseModel):
+    predictions: list[float]
+    model_version: str
+
+
+@strict_requests
+@bentoml.service(traffic={"timeout": 10})
+class FixtureService:
+    model_ref = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        import bentoml.mlflow
+
+        self.model = bentoml.mlflow.load_model(self.model_ref).unwrap_python_model()
+        self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
+
+    @bentoml.api(input_spec=PredictRequest, output_spec=PredictResponse)
+    def predict(self, x: list[float]) -> PredictResponse:
+        """Predictions of the champion line for each x."""
+        return PredictResponse(predictions=[self.model.slope * v + self.model.intercept for v in x],
+                               model_version=self.model_version)
