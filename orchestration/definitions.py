@@ -8,12 +8,21 @@ import dagster as dg
 from orchestration.settings import Settings
 
 
+# Runs launched from the UI, by schedules and by sensors execute each step in its own process. Started from a
+# forkserver that has already imported the stack, a step starts in well under a second instead of re-importing
+# Dagster, MLflow, GX and XGBoost (about 10 s a step on 2 cores). The main command runs in-process either way.
+PRELOADED = ["orchestration.definitions", "mlflow", "mlflow.pyfunc", "great_expectations", "xgboost", "sklearn", "polars"]
+EXECUTOR = dg.multiprocess_executor.configured(
+    {"max_concurrent": 2, "start_method": {"forkserver": {"preload_modules": PRELOADED}}}
+)
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     from orchestration.resources import shared_resources
 
     return dg.Definitions.merge(
         *(case.build_definitions(settings.platform, settings.of(case.name)) for case in settings.cases),
-        dg.Definitions(resources=shared_resources(settings.platform)),
+        dg.Definitions(resources=shared_resources(settings.platform), executor=EXECUTOR),
     )
 
 

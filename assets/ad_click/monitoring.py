@@ -123,7 +123,10 @@ def build_drift_sensor(training_job_name: str):
         context.update_cursor(json.dumps({"last_trigger_day": days[-1], "episode": episode}))
         return dg.RunRequest(
             run_key=f"drift-episode-{episode}",
-            tags={"mlsd/trigger": "drift", "mlsd/drift_episode": episode, "mlsd/decided_on": days[-1]},
+            # Retraining on fresh data because the champion's data drifted: the fresh model replaces the stale one
+            # unless it is worse beyond the non-inferiority margin.
+            tags={"mlsd/trigger": "drift", "mlsd/drift_episode": episode, "mlsd/decided_on": days[-1],
+                  PROMOTION_MODE_TAG: "non_inferiority"},
         )
 
     return ad_click_drift_sensor
