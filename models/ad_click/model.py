@@ -36,11 +36,9 @@ def log_xgboost_model(booster, encoder, example: pl.DataFrame):
         )
         sample = model_input(example)
         predictions = predict_xgboost(booster, encoder, example)
-        from models.ad_click.pyfunc import AdClickModel
-
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=AdClickModel(),
+            python_model=str(MODELS_PACKAGE / "ad_click" / "pyfunc_model.py"),  # models from code: nothing pickled
             artifacts={"booster": str(booster_path), "encoder": str(encoder_path)},
             signature=infer_signature(sample, predictions),
             input_example=sample.head(3),

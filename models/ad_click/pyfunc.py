@@ -1,7 +1,7 @@
 """The ad click model as an MLflow pyfunc: the XGBoost booster plus the category vocabularies it was trained with.
 
-A module-level class, so MLflow pickles a reference to it and the model loads this code (shipped with the model
-through code_paths) rather than a frozen copy of the class as it was when logged.
+Logged from code (pyfunc_model.py, MLflow's models-from-code): the model loads this class from the code shipped
+with it (code_paths) rather than unpickling a frozen copy of it.
 """
 
 from __future__ import annotations

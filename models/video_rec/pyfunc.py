@@ -1,5 +1,5 @@
 """The video recommender as an MLflow pyfunc: the two-tower model, the ANN index, the ranker and the serving
-state they were built with, in one versioned folder. Module-level so MLflow pickles a reference to it."""
+state they were built with, in one versioned folder. Logged from code (pyfunc_model.py), so nothing is pickled."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def log_recommender(recommender: Recommender, bundle: Path, example_users: list[
     output = recommender.recommend(example_users[:3], 10).to_pandas()
     return mlflow.pyfunc.log_model(
         name="model",
-        python_model=VideoRecommenderModel(),
+        python_model=str(MODELS_PACKAGE / "video_rec" / "pyfunc_model.py"),  # models from code: nothing pickled
         artifacts={"bundle": str(bundle)},
         signature=infer_signature(sample, output, params={"k": 10}),
         code_paths=[str(MODELS_PACKAGE)],

@@ -69,7 +69,7 @@ def test_logged_pyfunc_model_predicts_exactly_like_the_booster(trained, tmp_path
     loaded = mlflow.pyfunc.load_model(info.model_uri)
     sample = test.head(500)
     np.testing.assert_allclose(loaded.predict(model_input(sample)), predict_xgboost(booster, encoder, sample), rtol=1e-6)
-    # The class is referenced, not frozen into the pickle: the serving fast path of today's code is there.
+    # Logged from code, not pickled: the serving fast path of the shipped code is there.
     python_model = loaded.unwrap_python_model()
     assert type(python_model).__module__ == "models.ad_click.pyfunc"
     np.testing.assert_allclose(python_model.predict_frame(sample), predict_xgboost(booster, encoder, sample), rtol=1e-6)
