@@ -116,7 +116,9 @@ def point_in_time_features(
     `impressions` must hold every event of the look-back window before `targets_from` for the aggregates
     to be complete. The result has KEY_COLUMNS, FEATURE_COLUMNS and the label, one row per target impression.
     """
-    events = _events(impressions, users, ads).sort("ts", maintain_order=True)
+    # Ties in time are ordered by id: the joins in _events leave their order to chance, and outputs (training rows
+    # among them) must come out the same on every run. Windows are closed on the left, so ties never count each other.
+    events = _events(impressions, users, ads).sort("ts", "impression_id")
     aggregates: list[pl.Expr] = []
     for entity, (keys, windows) in ENTITIES.items():
         for window in windows:
