@@ -225,8 +225,7 @@ def list_cases(cases: tuple[CaseStudy, ...], instance: dg.DagsterInstance) -> st
     return "\n".join(lines)
 
 
-def run_cases(settings: Settings, defs: dg.Definitions, instance: dg.DagsterInstance,
-              cases: tuple[CaseStudy, ...]) -> dict[str, float]:
+def run_cases(defs: dg.Definitions, instance: dg.DagsterInstance, cases: tuple[CaseStudy, ...]) -> dict[str, float]:
     """The main job: every given case's steps; returns the seconds each took."""
     runner, seconds = Runner(defs, instance), {}
     for case in cases:
@@ -296,7 +295,7 @@ def main(argv: list[str] | None = None, registry: tuple[CaseStudy, ...] | None =
             return 0
         seconds = {}
         if args.command == "run":
-            seconds = run_cases(settings, defs, instance, chosen or registry)
+            seconds = run_cases(defs, instance, chosen or registry)
         elif args.command == "train":
             runner.train(chosen[0])
         else:

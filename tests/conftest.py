@@ -6,6 +6,7 @@ code path. Tests that change state (a retrain, a rollback) work on a copy of tha
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass
@@ -98,14 +99,8 @@ def copy_run(run: CaseRun, into: Path) -> CaseRun:
 
     shutil.copytree(run.settings.platform.state_dir, into)
     settings = small_settings_for(run.case, into)
-    settings = settings.with_case(run.case.name, **_as_dict(run.case_settings))
+    settings = settings.with_case(run.case.name, **dataclasses.asdict(run.case_settings))
     return CaseRun(run.case, settings, build_definitions(settings), dg.DagsterInstance.ephemeral(), 0.0)
-
-
-def _as_dict(settings) -> dict:
-    from dataclasses import asdict
-
-    return asdict(settings)
 
 
 @pytest.fixture(scope="session")
