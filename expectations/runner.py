@@ -1,7 +1,9 @@
 """Runs a Great Expectations suite on a polars frame and summarizes what failed, with counts and examples.
 
-GX 1.x has no polars engine: frames are validated through pandas (fast, see STACK_NOTES). Exact column
-dtypes are checked on the polars schema, because GX sees timezone-aware datetimes only as `Timestamp`.
+GX 1.x has no polars engine: frames are validated through pandas (fast, see STACK_NOTES). Two checks run on the
+polars frame instead: exact column dtypes, because GX sees timezone-aware datetimes only as `Timestamp`, and ids
+that must exist in a reference table, because GX copies a value set of thousands of ids into every validation
+(3.5 s a day of ad impressions against 20,000 users; a polars lookup takes milliseconds).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class Suite:
     dtypes: dict[str, pl.DataType] = field(default_factory=dict)
     exact_columns: bool = True
     id_columns: tuple[str, ...] = ()  # shown next to each failing example row
+    # column -> the ids it may hold (the referenced table's key); nulls are left to the not-null expectations
+    references: dict[str, pl.Series] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,17 +106,55 @@ def _dtype_failures(frame: pl.DataFrame, suite: Suite) -> list[Failure]:
     return failures
 
 
+def _reference_failures(frame: pl.DataFrame, suite: Suite) -> list[Failure]:
+    failures = []
+    id_columns = [c for c in suite.id_columns if c in frame.columns]
+    for column, known in suite.references.items():
+        if column not in frame.columns or frame.schema[column] != known.dtype:
+            continue  # the dtype check names the problem
+        unknown = frame.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(known.unique().implode()))
+        if unknown.height:
+            examples = unknown.head(5).select(*id_columns, column).to_dicts() if id_columns else unknown[column].head(5).to_list()
+            problem = (f"{unknown.height} unexpected values ({100 * unknown.height / frame.height:.3g}%): "
+                       f"not among the {known.n_unique()} known ids")
+            failures.append(Failure("column_values_in_reference", column, problem, unknown.height, examples))
+    return failures
+
+
+def _verdict_forms(frame: pl.DataFrame, expectation) -> list:
+    """Expectations with the same verdict that cost less: a numeric column's bounds hold for every value exactly
+    when its min and max are inside them (60 ms a column for the row-wise check, a few ms for min and max).
+    Kept row-wise where they could differ: a NaN (outside any bound, but skipped by min and max) or `mostly`."""
+    import great_expectations.expectations as gxe
+
+    if type(expectation) is not gxe.ExpectColumnValuesToBeBetween:
+        return [expectation]
+    kwargs = expectation.configuration.kwargs
+    column = frame.get_column(kwargs["column"])
+    if kwargs.get("mostly", 1) != 1 or not column.dtype.is_numeric() or (column.dtype.is_float() and column.is_nan().any()):
+        return [expectation]
+    forms = []
+    if kwargs.get("min_value") is not None:
+        forms.append(gxe.ExpectColumnMinToBeBetween(column=kwargs["column"], min_value=kwargs["min_value"],
+                                                    strict_min=bool(kwargs.get("strict_min"))))
+    if kwargs.get("max_value") is not None:
+        forms.append(gxe.ExpectColumnMaxToBeBetween(column=kwargs["column"], max_value=kwargs["max_value"],
+                                                    strict_max=bool(kwargs.get("strict_max"))))
+    return forms or [expectation]
+
+
 def run_suite(frame: pl.DataFrame, suite: Suite) -> SuiteResult:
-    failures = _dtype_failures(frame, suite)
+    failures = _dtype_failures(frame, suite) + _reference_failures(frame, suite)
     # Expectations on missing columns would only repeat the schema failure as exceptions.
     present = set(frame.columns)
     runnable = [e for e in suite.expectations if _columns_of(e) <= present]
-    evaluated = len(suite.dtypes) + len(runnable)
+    evaluated = len(suite.dtypes) + len(suite.references) + len(runnable)
     if runnable:
-        # Most validations pass: a verdict-only pass first (about half the cost), then counts and example rows
-        # only for the expectations that failed.
-        verdicts = _validate(frame, suite.name, runnable, {"result_format": "BOOLEAN_ONLY"})
-        failed = [e for e, r in zip(runnable, verdicts) if not r.success]
+        # Most validations pass: a verdict-only pass first, with the cheapest expectations of the same verdict,
+        # then counts and example rows only for the expectations that failed.
+        forms = [_verdict_forms(frame, e) for e in runnable]
+        verdicts = iter(_validate(frame, suite.name, [f for group in forms for f in group], {"result_format": "BOOLEAN_ONLY"}))
+        failed = [e for e, group in zip(runnable, forms) if not all([next(verdicts).success for _ in group])]
         if failed:
             id_columns = [c for c in suite.id_columns if c in present]
             result_format: dict[str, Any] = {"result_format": "SUMMARY"}

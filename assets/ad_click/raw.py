@@ -20,7 +20,7 @@ def _impressions_summary(impressions: pl.DataFrame) -> dict:
 
 def _impressions_suite(frame, window, users: pl.DataFrame, ads: pl.DataFrame):
     start, end = window
-    return frame, suites.impressions_suite(start, end, users["user_id"].unique().to_list(), ads["ad_id"].unique().to_list())
+    return frame, suites.impressions_suite(start, end, users["user_id"], ads["ad_id"])
 
 
 def build_raw_assets(daily: dg.DailyPartitionsDefinition) -> list:

@@ -20,7 +20,7 @@ def _interactions_summary(interactions: pl.DataFrame) -> dict:
 
 
 def _interactions_suite(frame: pl.DataFrame, window, users: pl.DataFrame, videos: pl.DataFrame):
-    suite = suites.interactions_suite(users["user_id"].unique().to_list(), videos["video_id"].unique().to_list())
+    suite = suites.interactions_suite(users["user_id"], videos["video_id"])
     if "video_id" in frame.columns and "upload_ts" in videos.columns:
         frame = frame.join(videos.select("video_id", "upload_ts"), on="video_id", how="left")
     return frame, suite

@@ -21,7 +21,7 @@ def day_impressions(small_world):
 @pytest.fixture(scope="module")
 def impressions_suite(small_world):
     start, end = day_bounds(DAY)
-    return suites.impressions_suite(start, end, small_world.users["user_id"].to_list(), small_world.ads["ad_id"].to_list())
+    return suites.impressions_suite(start, end, small_world.users["user_id"], small_world.ads["ad_id"])
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +120,24 @@ FEATURE_DEFECTS = {
         "user_tenure_days",
     ),
     "duplicate id": (lambda f: pl.concat([f, f.head(1)]), "impression_id"),
+    # Bounds are judged by min and max when they agree with the row-wise check; NaN is where they would not.
+    "rate is NaN": (lambda f: f.with_columns(user_ctr_7d=pl.when(_first_rows(1)).then(float("nan")).otherwise("user_ctr_7d").cast(pl.Float32)), "user_ctr_7d"),
+    "count at the strict bound": (
+        lambda f: f.with_columns(seconds_since_user_saw_ad=pl.when(_first_rows(1)).then(0.0).otherwise("seconds_since_user_saw_ad").cast(pl.Float32)),
+        "seconds_since_user_saw_ad",
+    ),
 }
 
 
 @pytest.mark.parametrize("defect", FEATURE_DEFECTS)
 def test_features_suite_catches(defect, features):
     inject, column = FEATURE_DEFECTS[defect]
-    assert column in _failed_columns(run_suite(inject(features), suites.features_suite()))
+    result = run_suite(inject(features), suites.features_suite())
+    assert column in _failed_columns(result)
+    if defect in ("rate above one", "rate is NaN", "count at the strict bound"):
+        # A bound judged by min and max is re-run row-wise when it fails: the one bad row is counted and shown.
+        failure = next(f for f in result.failures if f.column == column)
+        assert failure.unexpected_count == 1 and len(failure.examples) == 1
 
 
 def test_leakage_suite_catches_a_feature_computed_from_the_future(small_world, features):
