@@ -117,32 +117,72 @@ def point_in_time_features(
     to be complete. The result has KEY_COLUMNS, FEATURE_COLUMNS and the label, one row per target impression.
     """
     # Ties in time are ordered by id: the joins in _events leave their order to chance, and outputs (training rows
-    # among them) must come out the same on every run. Windows are closed on the left, so ties never count each other.
-    events = _events(impressions, users, ads).sort("ts", "impression_id")
-    aggregates: list[pl.Expr] = []
-    for entity, (keys, windows) in ENTITIES.items():
-        for window in windows:
-            n = pl.col("_one").rolling_sum_by("ts", window, closed="left").over(keys).fill_null(0)
-            c = pl.col("_clicked").rolling_sum_by("ts", window, closed="left").over(keys).fill_null(0)
-            aggregates += [n.alias(f"{entity}_impressions_{window}"), c.alias(f"{entity}_clicks_{window}")]
-        if entity in HISTORY_ENTITIES:
-            aggregates.append(
-                pl.col("_ts_us").rolling_max_by("ts", "7d", closed="left").over(keys).alias(f"_last_{entity}_us")
-            )
-    user_ad = ("user_id", "ad_id")
-    aggregates += [
-        pl.col("_one").rolling_sum_by("ts", "7d", closed="left").over(user_ad).fill_null(0).alias("user_ad_impressions_7d"),
-        pl.col("_ts_us").rolling_max_by("ts", "7d", closed="left").over(user_ad).alias("_last_user_ad_us"),
-    ]
-    features = events.with_columns(aggregates)
+    # among them) must come out the same on every run.
+    events = _events(impressions, users, ads).sort("ts", "impression_id").collect()
+    targets = events.lazy()
     if targets_from is not None:
-        features = features.filter(pl.col("ts") >= targets_from)
-    features = features.with_columns(
+        targets = targets.filter(pl.col("ts") >= targets_from)
+    for entity, (keys, windows) in ENTITIES.items():
+        targets = _window_counts(targets, events, keys, windows, entity, last=entity in HISTORY_ENTITIES)
+    targets = _window_counts(targets, events, ("user_id", "ad_id"), ("7d",), "user_ad", last=True)
+    features = targets.with_columns(
         *_ctr_columns(),
         *_derived_features(),
         history_asof_ts=pl.max_horizontal([f"_last_{e}_us" for e in HISTORY_ENTITIES]).cast(pl.Datetime("us", "UTC")),
     )
     return features.select(*KEY_COLUMNS, *FEATURE_COLUMNS, LABEL).collect()
+
+
+_NULL_KEY = "\x00null"  # a missing key (an unknown user's country) is a group of its own, as in a group-by
+
+
+def _window_counts(
+    targets: pl.LazyFrame, events: pl.DataFrame, keys: tuple[str, ...], windows: tuple[str, ...], entity: str, last: bool
+) -> pl.LazyFrame:
+    """Adds <entity>_impressions_<w> and <entity>_clicks_<w>: the entity's events in [ts - w, ts), and with `last`
+    _last_<entity>_us, its latest event in the look-back window before ts.
+
+    A window's count is a difference of running totals: the entity's events before ts minus those before ts - w,
+    each found by an as-of join on the entity's running totals (strictly earlier rows, so an impression never
+    counts itself or its ties). That reads each target row once per window, not every history row.
+    """
+    joined = [f"_key_{k}" for k in keys]
+    key_columns = [pl.col(k).fill_null(_NULL_KEY).alias(j) for k, j in zip(keys, joined)]
+    totals = (
+        events.lazy()
+        .select(*key_columns, "ts", "_ts_us", "_one", "_clicked")
+        .with_columns(_n=pl.col("_one").cum_sum().over(joined), _c=pl.col("_clicked").cum_sum().over(joined))
+        .select(*joined, "ts", "_ts_us", "_n", "_c")
+        .collect()
+        .lazy()
+    )
+    targets = targets.with_columns(key_columns)
+
+    def before(offset: timedelta, suffix: str, with_last: bool = False) -> None:
+        nonlocal targets
+        picked = ["_n", "_c", "_ts_us"] if with_last else ["_n", "_c"]
+        right = totals.select(*joined, pl.col("ts").alias(f"_at{suffix}"), *[pl.col(c).alias(f"{c}{suffix}") for c in picked])
+        targets = (
+            targets.with_columns((pl.col("ts") - offset).alias(f"_at{suffix}"))
+            .join_asof(right, on=f"_at{suffix}", by=joined, strategy="backward", allow_exact_matches=False,
+                       check_sortedness=False)
+            .with_columns(pl.col(f"_n{suffix}").fill_null(0), pl.col(f"_c{suffix}").fill_null(0))
+        )
+
+    before(timedelta(0), "_now", with_last=last)
+    names = []
+    for window in windows:
+        before(_duration(window), f"_{window}")
+        targets = targets.with_columns(
+            (pl.col("_n_now") - pl.col(f"_n_{window}")).cast(pl.UInt32).alias(f"{entity}_impressions_{window}"),
+            (pl.col("_c_now") - pl.col(f"_c_{window}")).cast(pl.UInt32).alias(f"{entity}_clicks_{window}"),
+        )
+        names += [f"_at_{window}", f"_n_{window}", f"_c_{window}"]
+    if last:
+        recent = pl.col("_ts_us_now") >= pl.col("_ts_us") - int(LOOKBACK.total_seconds() * 1_000_000)
+        targets = targets.with_columns(pl.when(recent).then(pl.col("_ts_us_now")).alias(f"_last_{entity}_us"))
+        names.append("_ts_us_now")
+    return targets.drop(*names, "_at_now", "_n_now", "_c_now", *joined)
 
 
 @functools.cache
