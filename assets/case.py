@@ -43,10 +43,12 @@ class Platform:
 
 @dataclass(frozen=True)
 class EveryPartition:
-    """Run a partitioned job over all its partitions (as its daily schedule would have, one after another)."""
+    """Run a partitioned job over all its partitions: one after another, as its daily schedule would have, or with
+    `single_run` (every asset of the job takes a range of partitions) all of them in one run."""
 
     job: str
     what: str  # shown in progress lines, e.g. "ingest, validate and featurize"
+    single_run: bool = False
 
 
 @dataclass(frozen=True)

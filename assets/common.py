@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -60,6 +61,38 @@ def partition_frames(loaded: pl.DataFrame | dict[str, pl.DataFrame] | None) -> l
     if not loaded:  # None (the one partition is missing) or an empty dict
         raise ValueError("no partition of the upstream asset has been materialized yet")
     return [loaded[key] for key in sorted(loaded)]
+
+
+def time_partitions(context, partitions_def: dg.TimeWindowPartitionsDefinition) -> dict[str, tuple]:
+    """Each partition of the run (one, or every day of a single-run backfill) with its [start, end) window."""
+    windows = {}
+    for key in context.partition_keys:
+        window = partitions_def.time_window_for_partition_key(key)
+        windows[key] = (window.start, window.end)
+    return windows
+
+
+def split_by_time(frame: pl.DataFrame, windows: dict[str, tuple], ts: str = "ts") -> dict[str, pl.DataFrame]:
+    """The rows of each window; a frame read for one window is that window's, whatever its timestamps say (the
+    blocking suite judges them)."""
+    if len(windows) == 1:
+        return {next(iter(windows)): frame}
+    column = pl.col(ts)
+    if frame.schema[ts].time_zone is None:  # naive timestamps are read as UTC, as the source does
+        column = column.dt.replace_time_zone("UTC")
+    return {key: frame.filter((column >= start) & (column < end)) for key, (start, end) in windows.items()}
+
+
+def partition_label(keys) -> str:
+    keys = list(keys)
+    return keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+
+
+def per_partition_result(context, frames: dict[str, pl.DataFrame], metadata_of: Callable[[pl.DataFrame], dict]) -> dg.MaterializeResult:
+    """A partitioned asset's frames, each partition with metadata of its own rows (a range run writes many)."""
+    for key, frame in frames.items():
+        context.add_asset_metadata(metadata_of(frame), partition_key=key)
+    return dg.MaterializeResult(value=frames)
 
 
 def frame_metadata(frame: pl.DataFrame) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from assets.common import frame_metadata, suite_check
+from assets.common import frame_metadata, partition_frames, partition_label, per_partition_result, split_by_time, suite_check, time_partitions
 from expectations.runner import Suite
 
 
@@ -27,34 +27,43 @@ def build_raw_table(
 
     `suite(frame, window, **references)` returns the frame to validate and the suite; `window` is the partition's
     (start, end) or None, and `references` maps argument names to the assets the suite checks ids against.
-    A partitioned table holds the events of its partition's time window; re-running a partition replaces it.
+    A partitioned table holds the events of its partition's time window; re-running a partition replaces it. A run
+    over many partitions (a single-run backfill) reads the source once and validates the days together.
     """
     name, source_key = f"{case}_{table}", f"{case}_source"
     references = references or {}
 
+    backfill = dg.BackfillPolicy.single_run() if partitions_def is not None else None
+
     @dg.asset(name=name, group_name=case, kinds={"polars", "parquet"}, partitions_def=partitions_def,
-              required_resource_keys={source_key}, description=description)
+              backfill_policy=backfill, required_resource_keys={source_key}, description=description)
     def raw_table(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         source = getattr(context.resources, source_key)
+
+        def metadata_of(frame: pl.DataFrame) -> dict[str, Any]:
+            metadata = {**frame_metadata(frame), "source": source.description}
+            if summary is not None and frame.height:
+                metadata.update(summary(frame))
+            return metadata
+
         if partitions_def is None:
             frame = source.table(table, columns)
-        else:
-            window = context.partition_time_window
-            frame = source.events_between(table, columns, window.start, window.end)
-        metadata = {**frame_metadata(frame), "source": source.description}
-        if summary is not None and frame.height:
-            metadata.update(summary(frame))
-        return dg.MaterializeResult(value=frame, metadata=metadata)
+            return dg.MaterializeResult(value=frame, metadata=metadata_of(frame))
+        windows = time_partitions(context, partitions_def)
+        keys = list(windows)
+        frame = source.events_between(table, columns, windows[keys[0]][0], windows[keys[-1]][1])
+        return per_partition_result(context, split_by_time(frame, windows), metadata_of)
 
     def check(context: dg.AssetCheckExecutionContext, **inputs) -> dg.AssetCheckResult:
-        frame = inputs.pop(name)
-        window = None
-        if partitions_def is not None:
-            time_window = partitions_def.time_window_for_partition_key(context.partition_key)
-            window = (time_window.start, time_window.end)
-        validated, chosen = suite(frame, window, **inputs)
-        extra = {"partition": context.partition_key} if partitions_def is not None else {}
-        return suite_check(validated, chosen, **extra)
+        loaded = inputs.pop(name)
+        if partitions_def is None:
+            validated, chosen = suite(loaded, None, **inputs)
+            return suite_check(validated, chosen)
+        windows = time_partitions(context, partitions_def)
+        keys = list(windows)
+        frame = pl.concat(partition_frames(loaded), how="vertical")
+        validated, chosen = suite(frame, (windows[keys[0]][0], windows[keys[-1]][1]), **inputs)
+        return suite_check(validated, chosen, partition=partition_label(keys))
 
     # Dagster reads a check's inputs from its signature: declare the table and each reference by name.
     parameters = [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD)]

@@ -17,6 +17,20 @@ class _PolarsParquet(dg.UPathIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}, expected a polars DataFrame")
         write_parquet_atomically(obj, str(path))
 
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        # A run over several partitions (a single-run backfill) hands over one frame per partition.
+        if isinstance(obj, dict) and context.has_asset_partitions:
+            paths = self._get_paths_for_partitions(context)
+            if set(obj) != set(paths):
+                raise ValueError(
+                    f"{context.asset_key.to_user_string()} returned partitions {sorted(obj)}, the run is for {sorted(paths)}"
+                )
+            for key, path in paths.items():
+                self.make_directory(path.parent)
+                self.dump_to_path(context, obj[key], path)
+            return
+        super().handle_output(context, obj)
+
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
         if not path.exists():
             # A partitioned reader (a day's feature history) needs every day it maps to: name the gap.
@@ -57,7 +71,8 @@ class _PolarsParquet(dg.UPathIOManager):
 class PolarsParquetIOManager(dg.ConfigurableIOManagerFactory):
     """One parquet file per asset, or per partition: <base_dir>/<asset>/<partition>.parquet.
 
-    An unpartitioned asset reading a partitioned one receives {partition_key: DataFrame}.
+    An asset reading several partitions (an unpartitioned one, a look-back, a run over a range of days) receives
+    {partition_key: DataFrame}; an asset run over several partitions returns one in the same shape.
     """
 
     base_dir: str

@@ -26,6 +26,10 @@ import dagster as dg
 from assets.case import CaseStudy, EveryPartition, GatedTraining, LatestPartition
 from orchestration.settings import Settings
 
+# The run tags Dagster's single-run backfills carry (a run over a range of partitions), as the UI's backfills set them.
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 # Progress lines stay readable (failures are reported by _fail); every event is still stored for the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -81,10 +85,22 @@ class Runner:
     def partitions(self, job: str) -> list[str]:
         return self.defs.resolve_job_def(job).partitions_def.get_partition_keys()
 
-    def every_partition(self, case: CaseStudy, job: str, what: str, keys: list[str] | None = None) -> list[str]:
+    def every_partition(
+        self, case: CaseStudy, job: str, what: str, keys: list[str] | None = None, single_run: bool = False
+    ) -> list[str]:
         definition = self.defs.resolve_job_def(job)
         keys = keys or definition.partitions_def.get_partition_keys()
         started = time.monotonic()
+        if single_run and len(keys) > 1:
+            print(f"[{case.name}] {what}: {len(keys)} partitions {keys[0]}..{keys[-1]} in one run...", flush=True)
+            result = _execute(definition, self.instance, tags={ASSET_PARTITION_RANGE_START_TAG: keys[0],
+                                                               ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+            print(f"[{case.name}] {what} {keys[0]}..{keys[-1]}: {'ok' if result.success else 'FAILED'} "
+                  f"({time.monotonic() - started:.0f}s)", flush=True)
+            failed = _failed_checks(result)
+            if not result.success or failed:
+                _fail(f"{case.name} {job} for {keys[0]}..{keys[-1]}", result, failed)
+            return keys
         for i, key in enumerate(keys, 1):
             result = _execute(definition, self.instance, partition_key=key)
             print(f"[{case.name}] {what} {i}/{len(keys)} {key}: {'ok' if result.success else 'FAILED'} "
@@ -125,7 +141,7 @@ class Runner:
         decision = None
         for step in case.run_steps:
             if isinstance(step, EveryPartition):
-                self.every_partition(case, step.job, step.what)
+                self.every_partition(case, step.job, step.what, single_run=step.single_run)
             elif isinstance(step, GatedTraining):
                 decision = self.gated_training(case, step.job, step.check, step.what)
             elif isinstance(step, LatestPartition):
@@ -144,13 +160,17 @@ class Runner:
         event = self.instance.get_latest_materialization_event(dg.AssetKey(case.key("champion")))
         return event.asset_materialization.metadata["reason"].value
 
+    @staticmethod
+    def _single_run(case: CaseStudy, job: str) -> bool:
+        return any(isinstance(s, EveryPartition) and s.job == job and s.single_run for s in case.run_steps)
+
     def live(self, case: CaseStudy, train_days: int) -> None:
         if not (case.daily_job and case.monitoring_job):
             raise SystemExit(f"{case.name} has no daily ingestion and monitoring jobs to play forward")
         keys = self.partitions(case.daily_job)
         if not 0 < train_days < len(keys):
             raise SystemExit(f"--train-days must be between 1 and {len(keys) - 1}")
-        self.every_partition(case, case.daily_job, "day", keys[:train_days])
+        self.every_partition(case, case.daily_job, "day", keys[:train_days], single_run=self._single_run(case, case.daily_job))
         self.train(case)
         for key in keys[train_days:]:
             self.every_partition(case, case.daily_job, "day", [key])

@@ -125,7 +125,7 @@ CASE = CaseStudy(
     rollback_job=ROLLBACK_JOB,
     promotion_check=PROMOTION_CHECK,
     run_steps=(
-        EveryPartition(DAILY_JOB, "ingest, validate and featurize"),
+        EveryPartition(DAILY_JOB, "ingest, validate and featurize", single_run=True),
         GatedTraining(TRAINING_JOB, PROMOTION_CHECK,
                       "time split, baseline, XGBoost, registry, promotion, bento, online features"),
         LatestPartition(BATCH_SCORING_JOB, "batch predictions"),

@@ -1,13 +1,21 @@
 """Point-in-time features of each day's impressions, from the previous seven days of events."""
 
+from datetime import date
 
 import dagster as dg
 import polars as pl
 
 from assets.ad_click.raw import GROUP
-from assets.common import frame_metadata, partition_frames, suite_check
+from assets.common import (
+    frame_metadata,
+    partition_frames,
+    partition_label,
+    split_by_time,
+    suite_check,
+    time_partitions,
+)
 from expectations import ad_click as suites
-from models.ad_click.features import FEATURE_COLUMNS, LABEL, LOOKBACK, day_bounds, point_in_time_features
+from models.ad_click.features import FEATURE_COLUMNS, LABEL, LOOKBACK, point_in_time_features
 
 
 def build_feature_assets(daily: dg.DailyPartitionsDefinition) -> list:
@@ -19,6 +27,7 @@ def build_feature_assets(daily: dg.DailyPartitionsDefinition) -> list:
         group_name=GROUP,
         kinds={"polars", "parquet"},
         partitions_def=daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         ins={
             "impressions": dg.AssetIn("ad_click_impressions", partition_mapping=lookback),
             "users": dg.AssetIn("ad_click_users"),
@@ -31,23 +40,33 @@ def build_feature_assets(daily: dg.DailyPartitionsDefinition) -> list:
         users: pl.DataFrame,
         ads: pl.DataFrame,
     ) -> dg.MaterializeResult:
-        """Features of one day's impressions, each computed only from events strictly before it."""
-        start, _ = day_bounds(context.partition_key)
-        days = partition_frames(impressions)
-        history = pl.concat(days, how="vertical")
-        features = point_in_time_features(history, users, ads, targets_from=start)
-        context.log.info(f"{features.height} rows from {history.height} events over {len(days)} days")
-        return dg.MaterializeResult(
-            value=features,
-            metadata={
-                **frame_metadata(features),
-                "history_days": len(days),
-                "history_rows": history.height,
+        """Features of each day's impressions, each computed only from events strictly before it.
+
+        A run over many days (a single-run backfill) computes them in one pass over the days and their look-back.
+        """
+        windows = time_partitions(context, daily)
+        first = windows[next(iter(windows))][0]
+        loaded = impressions if isinstance(impressions, dict) else {next(iter(windows)): impressions}
+        history = pl.concat(partition_frames(loaded), how="vertical")
+        features = point_in_time_features(history, users, ads, targets_from=first)
+        context.log.info(f"{features.height} rows of {len(windows)} day(s) from {history.height} events over {len(loaded)} days")
+        loaded_days = {date.fromisoformat(key): frame.height for key, frame in loaded.items()}
+
+        def metadata_of(frame: pl.DataFrame, day: date) -> dict:
+            looked_back = [d for d in loaded_days if day - LOOKBACK <= d <= day]
+            return {
+                **frame_metadata(frame),
+                "history_days": len(looked_back),
+                "history_rows": sum(loaded_days[d] for d in looked_back),
                 "features": len(FEATURE_COLUMNS),
-                "ctr": float(features[LABEL].mean() or 0.0),
-                "rows_without_history": int(features["history_asof_ts"].null_count()),
-            },
-        )
+                "ctr": float(frame[LABEL].mean() or 0.0),
+                "rows_without_history": int(frame["history_asof_ts"].null_count()),
+            }
+
+        frames = split_by_time(features, windows)
+        for key, frame in frames.items():
+            context.add_asset_metadata(metadata_of(frame, date.fromisoformat(key)), partition_key=key)
+        return dg.MaterializeResult(value=frames)
 
     @dg.asset_check(
         asset=ad_click_features,
@@ -55,8 +74,9 @@ def build_feature_assets(daily: dg.DailyPartitionsDefinition) -> list:
         partitions_def=daily,
         description="Feature schema, nulls only where allowed, counts >= 0 and rates in [0, 1].",
     )
-    def ad_click_features_valid(context: dg.AssetCheckExecutionContext, ad_click_features: pl.DataFrame):
-        return suite_check(ad_click_features, suites.features_suite(), partition=context.partition_key)
+    def ad_click_features_valid(context: dg.AssetCheckExecutionContext, ad_click_features):
+        frame = pl.concat(partition_frames(ad_click_features), how="vertical")
+        return suite_check(frame, suites.features_suite(), partition=partition_label(context.partition_keys))
 
     @dg.asset_check(
         asset=ad_click_features,
@@ -64,7 +84,8 @@ def build_feature_assets(daily: dg.DailyPartitionsDefinition) -> list:
         partitions_def=daily,
         description="History strictly before each impression; no feature correlates with the label above the limit.",
     )
-    def ad_click_features_no_leakage(context: dg.AssetCheckExecutionContext, ad_click_features: pl.DataFrame):
-        return suite_check(ad_click_features, suites.leakage_suite(), partition=context.partition_key)
+    def ad_click_features_no_leakage(context: dg.AssetCheckExecutionContext, ad_click_features):
+        frame = pl.concat(partition_frames(ad_click_features), how="vertical")
+        return suite_check(frame, suites.leakage_suite(), partition=partition_label(context.partition_keys))
 
     return [ad_click_features, ad_click_features_valid, ad_click_features_no_leakage]

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from assets.ad_click.resources import AdClickSource
-from assets.common import frame_metadata
+from assets.common import frame_metadata, per_partition_result, split_by_time, time_partitions
 from assets.raw import build_raw_table
 from expectations import ad_click as suites
 
@@ -40,20 +40,22 @@ def build_raw_assets(daily: dg.DailyPartitionsDefinition) -> list:
         references={"users": "ad_click_users", "ads": "ad_click_ads"}, partitions_def=daily, summary=_impressions_summary,
     )
 
-    @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, partitions_def=daily)
+    @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, partitions_def=daily, backfill_policy=dg.BackfillPolicy.single_run())
     def ad_click_oracle(context: dg.AssetExecutionContext, ad_click_source: AdClickSource) -> dg.MaterializeResult:
         """The simulator's true click probability of each impression: the best any model can do.
 
         Only evaluation reads it; no feature may. With your own data there is no oracle and it stays empty.
         """
-        window = context.partition_time_window
+        windows = time_partitions(context, daily)
         schema = {"impression_id": pl.String, "ts": pl.Datetime("us", "UTC"), "p_click": pl.Float64}
         if not ad_click_source.has_oracle:
-            empty = pl.DataFrame(schema=schema)
-            return dg.MaterializeResult(value=empty, metadata={"oracle": "none: user-provided data has no oracle"})
-        oracle = ad_click_source.events_between("oracle", schema, window.start, window.end)
-        return dg.MaterializeResult(
-            value=oracle, metadata={**frame_metadata(oracle), "mean_p_click": float(oracle["p_click"].mean() or 0)}
+            empty = {key: pl.DataFrame(schema=schema) for key in windows}
+            return per_partition_result(context, empty, lambda _: {"oracle": "none: user-provided data has no oracle"})
+        keys = list(windows)
+        oracle = ad_click_source.events_between("oracle", schema, windows[keys[0]][0], windows[keys[-1]][1])
+        return per_partition_result(
+            context, split_by_time(oracle, windows),
+            lambda frame: {**frame_metadata(frame), "mean_p_click": float(frame["p_click"].mean() or 0)},
         )
 
     return [*users, *ads, *impressions, ad_click_oracle]

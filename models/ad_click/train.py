@@ -72,14 +72,16 @@ class CategoryEncoder:
 
 @dataclass
 class XGBoostParams:
-    max_depth: int = 7
-    learning_rate: float = 0.05
+    # Measured on the default 28 simulated days (2 cores): depth 7 at learning rate 0.05 stopped at round 181 in 90 s
+    # with test NCE 0.9050; depth 6 at 0.1 stops near round 105 in 46 s with 0.9056. Half the time for 0.0006.
+    max_depth: int = 6
+    learning_rate: float = 0.1
     min_child_weight: float = 20.0
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     reg_lambda: float = 5.0
     num_boost_round: int = 2000
-    early_stopping_rounds: int = 50
+    early_stopping_rounds: int = 30
     nthread: int = 2
 
 

@@ -29,15 +29,23 @@ def test_challenger_is_registered_and_evaluation_compares_with_baseline_and_orac
 
 
 def test_rerunning_a_partition_replaces_it_without_duplicates(pipeline):
+    """The main command ingested the days as one run over the range; the daily schedule runs one day. Both write
+    the same rows, and the day's features from its own look-back equal those of the one-pass range."""
     settings, defs, instance, _ = pipeline
     path = settings.lake_dir / "assets" / "ad_click_impressions" / "2026-01-05.parquet"
-    before = pl.read_parquet(path)
+    features_path = settings.lake_dir / "assets" / "ad_click_features" / "2026-01-05.parquet"
+    before, features_before = pl.read_parquet(path), pl.read_parquet(features_path)
+    daily_runs = instance.get_runs(filters=dg.RunsFilter(job_name="ad_click_daily_job"))
+    assert [r.tags.get("dagster/asset_partition_range_start") for r in daily_runs] == ["2026-01-01"]
     result = defs.resolve_job_def("ad_click_daily_job").execute_in_process(partition_key="2026-01-05", instance=instance)
     assert result.success
     after = pl.read_parquet(path)
     assert after.equals(before)
+    assert pl.read_parquet(features_path).equals(features_before)
     assert after["impression_id"].n_unique() == after.height
     assert not list(path.parent.glob("*.tmp-*"))
+    checks = {e.asset_check_key.name: e.partition for e in result.get_asset_check_evaluations()}
+    assert checks["ad_click_features_valid"] == "2026-01-05"
 
 
 def test_a_missing_history_day_is_named_not_skipped(small_settings):
