@@ -9,7 +9,7 @@ carries the state it was built with, so the bento and the batch recommendations 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import polars as pl
 from models.ann import AnnIndex, HnswParams
 from models.video_rec import two_tower as tt
 from models.video_rec.features import popular_videos, user_profiles, video_stats
-from models.video_rec.rerank import Candidate, RerankRules, rerank, title_key
+from models.video_rec.rerank import Candidate, RerankRules, duplicate_threshold, rerank, title_key
 
 RANKER_FEATURES = [
     "tt_score", "tt_rank", "from_ann", "from_popular", "from_trending",
@@ -251,6 +251,8 @@ class Recommender:
         self._titles = [title_key(t) for t in state.videos["title"].to_list()]
         self._channels = state.videos["channel_id"].to_list()
         self._topics = [tags[0] if tags else None for tags in state.videos["tags"].to_list()]
+        self._rules = replace(config.rules, duplicate_similarity=duplicate_threshold(
+            state.video_embeddings, config.rules.duplicate_similarity))
 
     def _users(self, user_ids: list[str], contexts: list[UserContext | None] | None) -> tuple[pl.DataFrame, np.ndarray, list[str]]:
         """Profiles and embeddings of the requested users; unknown users are embedded from their context alone."""
@@ -310,11 +312,11 @@ class Recommender:
             for (user,), group in ranked.group_by("user_id", maintain_order=True):
                 i = where[user]
                 pool = [self._candidate(int(p), float(s)) for p, s in zip(group["position"], group["score"])]
-                self._append(out, user, rerank(pool, seen[i], k, self.config.rules), strategy[i])
+                self._append(out, user, rerank(pool, seen[i], k, self._rules), strategy[i])
         for i, s in enumerate(strategy):
             if s == "popular":
                 pool = [self._candidate(self.state.video_row[v], -float(r)) for r, v in enumerate(self.state.trending)]
-                self._append(out, user_ids[i], rerank(pool, seen[i], k, self.config.rules), s)
+                self._append(out, user_ids[i], rerank(pool, seen[i], k, self._rules), s)
         result = pl.DataFrame(out, schema=_SCHEMA)
         order = {u: i for i, u in enumerate(user_ids)}
         return result.with_columns(o=pl.col("user_id").replace_strict(order, return_dtype=pl.Int64)).sort("o", "rank").drop("o")

@@ -144,16 +144,13 @@ class TwoTowerConfig:
     temperature: float = 0.07
     epochs: int = 20
     batch_size: int = 1024
-    learning_rate: float = 3e-3
+    # Measured on the default simulation (2 cores): 3e-3 with patience 3 peaked at epoch 11 of 14 (recall@100 0.426,
+    # 63 s); 6e-3 with patience 2 peaks at epoch 7 of 9 (0.434, 40 s).
+    learning_rate: float = 6e-3
     weight_decay: float = 1e-5
     id_dropout: float = 0.2  # share of training rows whose user or video id is hidden (cold-start practice)
-    patience: int = 3
+    patience: int = 2
     seed: int = 0
-
-
-def _masked_mean(embedding: nn.Embedding, index: torch.Tensor) -> torch.Tensor:
-    mask = (index > 0).unsqueeze(-1).float()
-    return (embedding(index) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 class TwoTower(nn.Module):
@@ -163,8 +160,10 @@ class TwoTower(nn.Module):
         d = config.dim
         self.user_id = nn.Embedding(len(vocab.users) + 1, d)
         self.video_id = nn.Embedding(len(vocab.videos) + 1, d)
-        self.history_id = nn.Embedding(len(vocab.videos) + 1, d, padding_idx=0)
-        self.tag = nn.Embedding(len(vocab.tags) + 1, d, padding_idx=0)
+        # Bags (means over a row's non-padding indexes) gather and reduce in one kernel: a user's 300 history tags
+        # through a plain embedding and a masked mean made each epoch three times slower. Same weights, same keys.
+        self.history_id = nn.EmbeddingBag(len(vocab.videos) + 1, d, mode="mean", padding_idx=0)
+        self.tag = nn.EmbeddingBag(len(vocab.tags) + 1, d, mode="mean", padding_idx=0)
         self.language = nn.Embedding(len(vocab.languages) + 1, 8)
         self.country = nn.Embedding(len(vocab.countries) + 1, 8)
         self.gender = nn.Embedding(len(vocab.genders) + 1, 4)
@@ -177,8 +176,8 @@ class TwoTower(nn.Module):
         x = torch.cat(
             [
                 self.user_id(ids),
-                _masked_mean(self.history_id, history),
-                _masked_mean(self.tag, history_tags),
+                self.history_id(history),
+                self.tag(history_tags),
                 self.age(age),
                 self.gender(gender),
                 self.country(country),
@@ -188,7 +187,7 @@ class TwoTower(nn.Module):
         return F.normalize(self.user_mlp(x), dim=1)
 
     def videos(self, ids, tags, language, duration) -> torch.Tensor:
-        x = torch.cat([self.video_id(ids), _masked_mean(self.tag, tags), self.language(language), self.duration(duration)], 1)
+        x = torch.cat([self.video_id(ids), self.tag(tags), self.language(language), self.duration(duration)], 1)
         return F.normalize(self.video_mlp(x), dim=1)
 
 

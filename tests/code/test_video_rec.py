@@ -9,7 +9,7 @@ import pytest
 from models.ann import AnnIndex, HnswParams, recall_at_k
 from models.ranking_metrics import average_precision_at_k, intra_list_diversity, ndcg_at_k, precision_at_k, recall_at_k as rec_at_k
 from models.video_rec.features import Cutoffs, ground_truth, label_interactions, user_profiles, video_stats
-from models.video_rec.rerank import Candidate, RerankRules, rerank, title_key
+from models.video_rec.rerank import Candidate, RerankRules, duplicate_threshold, rerank, title_key
 from models.video_rec.simulator import VideoSimulationConfig, simulate
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -98,6 +98,20 @@ def test_rerank_drops_seen_and_duplicates():
             _candidate(4, "e", vector=np.eye(8)[0])]
     picked = rerank(pool, seen={"v1"}, k=5, rules=RerankRules(max_per_topic=10))
     assert [c.video_id for c in picked] == ["v0", "v2"]  # v1 seen; v3 same title as v2; v4 same embedding as v0
+
+
+def test_duplicate_threshold_stands_in_a_spread_space_and_rises_in_a_crowded_one():
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(500, 32))
+    spread /= np.linalg.norm(spread, axis=1, keepdims=True)
+    assert duplicate_threshold(spread, 0.97) == 0.97
+    crowded = spread * 0.05 + np.ones(32)  # every video near one direction: most pairs above 0.97
+    crowded /= np.linalg.norm(crowded, axis=1, keepdims=True)
+    assert np.median(crowded @ crowded.T) > 0.97
+    raised = duplicate_threshold(crowded, 0.97)
+    assert 0.97 < raised < 1.0
+    similarity = crowded @ crowded.T
+    assert (similarity[np.triu_indices(500, 1)] >= raised).mean() == pytest.approx(0.01, abs=0.002)
 
 
 def test_rerank_limits_channels_and_topics_then_backfills():
