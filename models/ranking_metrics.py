@@ -80,3 +80,8 @@ def ranking_report(
 def recall_curve(recommendations: dict[str, list], relevant: dict[str, set], ks: Sequence[int]) -> list[float]:
     users = [u for u, items in relevant.items() if items]
     return [float(np.mean([recall_at_k(recommendations.get(u, []), relevant[u], k) for u in users])) for k in ks]
+
+
+def ndcg_curve(recommendations: dict[str, list], relevant: dict[str, set], ks: Sequence[int]) -> list[float]:
+    users = [u for u, items in relevant.items() if items]
+    return [float(np.mean([ndcg_at_k(recommendations.get(u, []), relevant[u], k) for u in users])) for k in ks]

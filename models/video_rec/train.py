@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from models.ann import AnnIndex
-from models.ranking_metrics import ndcg_at_k, ranking_report, recall_curve
+from models.ranking_metrics import ndcg_at_k, ndcg_curve, ranking_report, recall_curve
 from models.video_rec import two_tower as tt
 from models.video_rec.features import Cutoffs, before, ground_truth, popular_videos, user_profiles, video_stats
 from models.video_rec.recommender import (
@@ -156,7 +156,7 @@ def evaluate(
     for name, recs in lists.items():
         reports[name] = ranking_report(recs, relevant, (*METRIC_KS, 100), state.videos.height, features, diversity_k=k)
         curves[name] = recall_curve(recs, relevant, CURVE_KS)
-        ndcg_curves[name] = [ranking_report(recs, relevant, (c,), state.videos.height)[f"ndcg_at_{c}"] for c in CURVE_KS]
+        ndcg_curves[name] = ndcg_curve(recs, relevant, CURVE_KS)
     per_user = {name: {u: ndcg_at_k(recs.get(u, []), relevant[u], k) for u in user_ids if relevant[u]}
                 for name, recs in lists.items()}
     return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user)

@@ -7,7 +7,15 @@ import polars as pl
 import pytest
 
 from models.ann import AnnIndex, HnswParams, recall_at_k
-from models.ranking_metrics import average_precision_at_k, intra_list_diversity, ndcg_at_k, precision_at_k, recall_at_k as rec_at_k
+from models.ranking_metrics import (
+    average_precision_at_k,
+    intra_list_diversity,
+    ndcg_at_k,
+    ndcg_curve,
+    precision_at_k,
+    ranking_report,
+    recall_at_k as rec_at_k,
+)
 from models.video_rec.features import Cutoffs, ground_truth, label_interactions, user_profiles, video_stats
 from models.video_rec.rerank import Candidate, RerankRules, duplicate_threshold, rerank, title_key
 from models.video_rec.simulator import VideoSimulationConfig, simulate
@@ -86,6 +94,14 @@ def test_ranking_metrics_on_hand_computed_lists():
     assert ndcg_at_k(["b", "d", "z"], relevant, 3) == pytest.approx(1.0)
     assert intra_list_diversity(["x", "y"], {"x": {"t1"}, "y": {"t1"}}) == 0.0
     assert intra_list_diversity(["x", "y"], {"x": {"t1"}, "y": {"t2"}}) == 1.0
+
+
+def test_ndcg_curve_is_the_reports_ndcg_at_each_k():
+    recommendations = {"u1": ["a", "b", "c", "d"], "u2": ["d", "x"], "u3": []}
+    relevant = {"u1": {"b", "d"}, "u2": {"x", "y", "z"}, "u3": {"a"}, "u4": set()}
+    expected = [ranking_report(recommendations, relevant, (k,), 10)[f"ndcg_at_{k}"] for k in (1, 2, 4)]
+    assert ndcg_curve(recommendations, relevant, (1, 2, 4)) == pytest.approx(expected)
+    assert expected[1] > 0
 
 
 def _candidate(i, channel="c1", topic="t1", vector=None, title=None):

@@ -16,24 +16,38 @@ from orchestration.main import Runner
 from orchestration.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAIN_DAYS = 14  # days that have arrived when the champion is trained
-STABLE_DAYS = 4  # then days like the training days arrive and are monitored: no retraining is due
-DRIFT_DAY = TRAIN_DAYS + STABLE_DAYS  # from here the world drifts (covariate), for the last 6 days
+TRAIN_DAYS = 14  # days that have arrived when the champion is trained; 6 more arrive after it
 # The warm-up covers the 7-day look-back: a reference built from days with short history would make every
 # later day look drifted.
 WORLD = {
-    "MLSD_AD_CLICK_DAYS": str(DRIFT_DAY + 6), "MLSD_AD_CLICK_USERS": "2000", "MLSD_AD_CLICK_ADS": "150",
+    "MLSD_AD_CLICK_DAYS": "20", "MLSD_AD_CLICK_USERS": "2000", "MLSD_AD_CLICK_ADS": "150",
     "MLSD_AD_CLICK_IMPRESSIONS_PER_DAY": "8000", "MLSD_AD_CLICK_WARMUP_DAYS": "7",
     "MLSD_AD_CLICK_VALIDATION_DAYS": "2", "MLSD_AD_CLICK_TEST_DAYS": "2",
-    "MLSD_AD_CLICK_DRIFT": f"covariate@{DRIFT_DAY}",
 }
 
 
-def _arrive(runner: Runner, case, keys: list[str]) -> None:
-    """Days arrive (ingested as one range, as a catch-up backfill would) and each is monitored."""
-    runner.every_partition(case, case.daily_job, "day", keys, single_run=True)
-    for key in keys:
+def _environment(state: Path, drift: str | None) -> dict[str, str]:
+    env = {**WORLD, "MLSD_STATE_DIR": str(state)}
+    if drift:
+        env["MLSD_AD_CLICK_DRIFT"] = drift
+    return env
+
+
+def _live_world(env: dict[str, str], instance: dg.DagsterInstance):
+    """Train on the first days, then let the rest arrive and be monitored, as production would."""
+    from orchestration.cases import find
+
+    case = find("ad_click")
+    defs = build_definitions(Settings.from_env(env))
+    runner = Runner(defs, instance)
+    keys = runner.partitions(case.daily_job)
+    # Each stretch of days arrives as one range (as a catch-up backfill would); each later day is monitored alone.
+    runner.every_partition(case, case.daily_job, "day", keys[:TRAIN_DAYS], single_run=True)
+    assert runner.train(case) == "challenger promoted to champion"
+    runner.every_partition(case, case.daily_job, "day", keys[TRAIN_DAYS:], single_run=True)
+    for key in keys[TRAIN_DAYS:]:
         runner.one_partition(case, case.monitoring_job, "drift report", key)
+    return defs, keys
 
 
 def _tick(defs, instance, cursor=None):
@@ -42,51 +56,38 @@ def _tick(defs, instance, cursor=None):
     return sensor.evaluate_tick(context)
 
 
+@pytest.mark.slow
+def test_stable_data_requests_no_retraining(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    defs, _ = _live_world(_environment(tmp_path, None), instance)
+    result = _tick(defs, instance)
+    assert result.run_requests == []
+    assert "no retraining needed" in result.skip_message
+
+
 @dataclass
 class DriftedWorld:
     home: Path
     env: dict
     defs: dg.Definitions
     keys: list
-    stable_tick: object  # the sensor's tick after the stable days, before the drift arrived
 
 
 @pytest.fixture(scope="module")
 def drifted_world(tmp_path_factory) -> DriftedWorld:
-    """Played forward on a Dagster instance on disk, as production would: train on the first days, then stable days
-    arrive (the sensor is ticked), then drifted ones. The sensor tests (a temporary context over it) and the real
-    daemon all use this one world; the simulator's days before the drift are those of a world without it."""
-    from orchestration.cases import find
-
+    """Covariate drift from day 14, played forward on a Dagster instance on disk, so the sensor test (a temporary
+    context over it) and the real daemon both use the same world."""
     tmp_path = tmp_path_factory.mktemp("drifted")
     home = tmp_path / "dagster"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     # A clean environment: in-process MLflow calls of earlier tests leave MLFLOW_* variables behind.
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY", "BENTOML_HOME"))}
-    env = {**base, **WORLD, "MLSD_STATE_DIR": str(tmp_path / "state"), "DAGSTER_HOME": str(home),
+    env = {**base, **_environment(tmp_path / "state", f"covariate@{TRAIN_DAYS}"), "DAGSTER_HOME": str(home),
            "BENTOML_HOME": str(tmp_path / "state" / "bentoml")}
-    case = find("ad_click")
-    defs = build_definitions(Settings.from_env(env))
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        runner = Runner(defs, instance)
-        keys = runner.partitions(case.daily_job)
-        runner.every_partition(case, case.daily_job, "day", keys[:TRAIN_DAYS], single_run=True)
-        assert runner.train(case) == "challenger promoted to champion"
-        _arrive(runner, case, keys[TRAIN_DAYS:DRIFT_DAY])
-        stable_tick = _tick(defs, instance)
-        _arrive(runner, case, keys[DRIFT_DAY:])
-    return DriftedWorld(home, env, defs, keys, stable_tick)
-
-
-@pytest.mark.slow
-def test_stable_data_requests_no_retraining(drifted_world):
-    with dg.DagsterInstance.from_config(str(drifted_world.home)) as instance:
-        reports = instance.fetch_materializations(dg.AssetKey("ad_click_drift_report"), limit=100).records
-        alarms = {r.asset_materialization.partition: r.asset_materialization.metadata["alarm"].value for r in reports}
-    assert not any(alarms[key] for key in drifted_world.keys[TRAIN_DAYS:DRIFT_DAY])
-    assert drifted_world.stable_tick.run_requests == []
-    assert "no retraining needed" in drifted_world.stable_tick.skip_message
+        defs, keys = _live_world(env, instance)
+    return DriftedWorld(home, env, defs, keys)
 
 
 @pytest.mark.slow
@@ -95,11 +96,11 @@ def test_covariate_drift_requests_exactly_one_run_per_episode(drifted_world):
     with dg.DagsterInstance.from_config(str(drifted_world.home)) as instance:
         reports = instance.fetch_materializations(dg.AssetKey("ad_click_drift_report"), limit=100).records
         alarms = {r.asset_materialization.partition: r.asset_materialization.metadata["alarm"].value for r in reports}
-        assert alarms[keys[DRIFT_DAY]] is True  # detected on the first drifted day
+        assert alarms[keys[TRAIN_DAYS]] is True  # detected on the first drifted day
         first = _tick(drifted_world.defs, instance)
         assert len(first.run_requests) == 1
         request = first.run_requests[0]
-        assert request.run_key == f"drift-episode-{keys[DRIFT_DAY]}"
+        assert request.run_key == f"drift-episode-{keys[TRAIN_DAYS]}"
         assert request.tags["mlsd/trigger"] == "drift"
         assert request.tags["mlsd/promotion_mode"] == "non_inferiority"
         # The next tick, with the cursor the first one left, stays quiet: one run per episode.
@@ -130,7 +131,7 @@ def test_the_daemon_runs_the_sensor_and_the_retraining_succeeds(drifted_world, t
             time.sleep(3)
         assert run is not None, (tmp_path / "daemon.log").read_text()[-3000:]
         assert run.status == dg.DagsterRunStatus.SUCCESS
-        assert run.tags["mlsd/drift_episode"] == f"2026-01-{DRIFT_DAY + 1:02d}"  # the first drifted day
+        assert run.tags["mlsd/drift_episode"] == f"2026-01-{TRAIN_DAYS + 1:02d}"  # the first drifted day
         import mlflow
 
         client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
