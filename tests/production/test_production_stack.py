@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.production.conftest import RUN_NAMES, dagster_runs
+from tests.production.conftest import RUN_NAMES, dagster_runs, query_dagster_db
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,11 @@ def test_ad_click_pipeline_lands_in_postgres_mlflow_server_and_redis(production_
 
     runs = dagster_runs(production_stack)
     assert ("ad_click_training_job", "SUCCESS") in runs
-    assert sum(1 for job, status in runs if job == "ad_click_daily_job" and status == "SUCCESS") == 10
+    # The ten days ingested as one run over their range (a single-run backfill), tagged as Dagster tags one.
+    assert sum(1 for job, status in runs if job == "ad_click_daily_job" and status == "SUCCESS") == 1
+    ranges = dict(query_dagster_db(production_stack, "SELECT key, value FROM run_tags WHERE key LIKE %s",
+                                   ("dagster/asset_partition_range_%",)))
+    assert ranges == {"dagster/asset_partition_range_start": "2026-01-01", "dagster/asset_partition_range_end": "2026-01-10"}
 
     client = _mlflow(production_stack)
     champion = client.get_model_version_by_alias("ad_click_ctr", "champion")

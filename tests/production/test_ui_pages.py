@@ -94,7 +94,7 @@ def test_materialize_an_asset_from_the_ui(production_stack, production_ad_click,
     group would retrain every model, which the main command and the daemon test already do."""
     runs_before = len(dagster_runs(production_stack))
     page.goto(f"{dagster_url(production_stack)}/assets/ad_click_batch_predictions", wait_until="networkidle")
-    page.get_by_role("button", name=re.compile(r"^Materialize")).first.click()
+    page.get_by_text("Materialize…", exact=True).click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("button", name="Latest").click()
     shot(page, "dagster-materialize-dialog")
