@@ -91,23 +91,20 @@ class Runner:
         definition = self.defs.resolve_job_def(job)
         keys = keys or definition.partitions_def.get_partition_keys()
         started = time.monotonic()
+        # One run over the whole range, or one run a partition: (label, run arguments) for each run.
         if single_run and len(keys) > 1:
-            print(f"[{case.name}] {what}: {len(keys)} partitions {keys[0]}..{keys[-1]} in one run...", flush=True)
-            result = _execute(definition, self.instance, tags={ASSET_PARTITION_RANGE_START_TAG: keys[0],
-                                                               ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
-            print(f"[{case.name}] {what} {keys[0]}..{keys[-1]}: {'ok' if result.success else 'FAILED'} "
+            label = f"{keys[0]}..{keys[-1]}"
+            print(f"[{case.name}] {what}: {len(keys)} partitions {label} in one run...", flush=True)
+            runs = [(label, {"tags": {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}})]
+        else:
+            runs = [(f"{i}/{len(keys)} {key}", {"partition_key": key}) for i, key in enumerate(keys, 1)]
+        for label, arguments in runs:
+            result = _execute(definition, self.instance, **arguments)
+            print(f"[{case.name}] {what} {label}: {'ok' if result.success else 'FAILED'} "
                   f"({time.monotonic() - started:.0f}s)", flush=True)
             failed = _failed_checks(result)
             if not result.success or failed:
-                _fail(f"{case.name} {job} for {keys[0]}..{keys[-1]}", result, failed)
-            return keys
-        for i, key in enumerate(keys, 1):
-            result = _execute(definition, self.instance, partition_key=key)
-            print(f"[{case.name}] {what} {i}/{len(keys)} {key}: {'ok' if result.success else 'FAILED'} "
-                  f"({time.monotonic() - started:.0f}s)", flush=True)
-            failed = _failed_checks(result)
-            if not result.success or failed:
-                _fail(f"{case.name} {job} for {key}", result, failed)
+                _fail(f"{case.name} {job} for {label.split()[-1]}", result, failed)
         return keys
 
     def gated_training(self, case: CaseStudy, job: str, check: str, what: str, tags: dict | None = None) -> str:
