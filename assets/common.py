@@ -72,6 +72,12 @@ def time_partitions(context, partitions_def: dg.TimeWindowPartitionsDefinition) 
     return windows
 
 
+def span(windows: dict[str, tuple]) -> tuple:
+    """[start, end) of all of the run's partitions together."""
+    windows = list(windows.values())
+    return windows[0][0], windows[-1][1]
+
+
 def split_by_time(frame: pl.DataFrame, windows: dict[str, tuple], ts: str = "ts") -> dict[str, pl.DataFrame]:
     """The rows of each window; a frame read for one window is that window's, whatever its timestamps say (the
     blocking suite judges them)."""
@@ -88,10 +94,13 @@ def partition_label(keys) -> str:
     return keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
 
 
-def per_partition_result(context, frames: dict[str, pl.DataFrame], metadata_of: Callable[[pl.DataFrame], dict]) -> dg.MaterializeResult:
-    """A partitioned asset's frames, each partition with metadata of its own rows (a range run writes many)."""
+def per_partition_result(
+    context, frames: dict[str, pl.DataFrame], metadata_of: Callable[[str, pl.DataFrame], dict]
+) -> dg.MaterializeResult:
+    """A partitioned asset's frames, each partition with metadata of its own rows (a range run writes many);
+    `metadata_of(partition_key, frame)`."""
     for key, frame in frames.items():
-        context.add_asset_metadata(metadata_of(frame), partition_key=key)
+        context.add_asset_metadata(metadata_of(key, frame), partition_key=key)
     return dg.MaterializeResult(value=frames)
 
 

@@ -8,7 +8,16 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from assets.common import frame_metadata, partition_frames, partition_label, per_partition_result, split_by_time, suite_check, time_partitions
+from assets.common import (
+    frame_metadata,
+    partition_frames,
+    partition_label,
+    per_partition_result,
+    span,
+    split_by_time,
+    suite_check,
+    time_partitions,
+)
 from expectations.runner import Suite
 
 
@@ -40,7 +49,7 @@ def build_raw_table(
     def raw_table(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         source = getattr(context.resources, source_key)
 
-        def metadata_of(frame: pl.DataFrame) -> dict[str, Any]:
+        def metadata_of(_, frame: pl.DataFrame) -> dict[str, Any]:
             metadata = {**frame_metadata(frame), "source": source.description}
             if summary is not None and frame.height:
                 metadata.update(summary(frame))
@@ -48,10 +57,9 @@ def build_raw_table(
 
         if partitions_def is None:
             frame = source.table(table, columns)
-            return dg.MaterializeResult(value=frame, metadata=metadata_of(frame))
+            return dg.MaterializeResult(value=frame, metadata=metadata_of(None, frame))
         windows = time_partitions(context, partitions_def)
-        keys = list(windows)
-        frame = source.events_between(table, columns, windows[keys[0]][0], windows[keys[-1]][1])
+        frame = source.events_between(table, columns, *span(windows))
         return per_partition_result(context, split_by_time(frame, windows), metadata_of)
 
     def check(context: dg.AssetCheckExecutionContext, **inputs) -> dg.AssetCheckResult:
@@ -60,10 +68,9 @@ def build_raw_table(
             validated, chosen = suite(loaded, None, **inputs)
             return suite_check(validated, chosen)
         windows = time_partitions(context, partitions_def)
-        keys = list(windows)
         frame = pl.concat(partition_frames(loaded), how="vertical")
-        validated, chosen = suite(frame, (windows[keys[0]][0], windows[keys[-1]][1]), **inputs)
-        return suite_check(validated, chosen, partition=partition_label(keys))
+        validated, chosen = suite(frame, span(windows), **inputs)
+        return suite_check(validated, chosen, partition=partition_label(windows))
 
     # Dagster reads a check's inputs from its signature: declare the table and each reference by name.
     parameters = [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD)]

@@ -10,6 +10,8 @@ from assets.common import (
     frame_metadata,
     partition_frames,
     partition_label,
+    per_partition_result,
+    span,
     split_by_time,
     suite_check,
     time_partitions,
@@ -45,14 +47,15 @@ def build_feature_assets(daily: dg.DailyPartitionsDefinition) -> list:
         A run over many days (a single-run backfill) computes them in one pass over the days and their look-back.
         """
         windows = time_partitions(context, daily)
-        first = windows[next(iter(windows))][0]
+        first, _ = span(windows)
         loaded = impressions if isinstance(impressions, dict) else {next(iter(windows)): impressions}
         history = pl.concat(partition_frames(loaded), how="vertical")
         features = point_in_time_features(history, users, ads, targets_from=first)
         context.log.info(f"{features.height} rows of {len(windows)} day(s) from {history.height} events over {len(loaded)} days")
         loaded_days = {date.fromisoformat(key): frame.height for key, frame in loaded.items()}
 
-        def metadata_of(frame: pl.DataFrame, day: date) -> dict:
+        def metadata_of(key: str, frame: pl.DataFrame) -> dict:
+            day = date.fromisoformat(key)
             looked_back = [d for d in loaded_days if day - LOOKBACK <= d <= day]
             return {
                 **frame_metadata(frame),
@@ -63,10 +66,7 @@ def build_feature_assets(daily: dg.DailyPartitionsDefinition) -> list:
                 "rows_without_history": int(frame["history_asof_ts"].null_count()),
             }
 
-        frames = split_by_time(features, windows)
-        for key, frame in frames.items():
-            context.add_asset_metadata(metadata_of(frame, date.fromisoformat(key)), partition_key=key)
-        return dg.MaterializeResult(value=frames)
+        return per_partition_result(context, split_by_time(features, windows), metadata_of)
 
     @dg.asset_check(
         asset=ad_click_features,

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from assets.ad_click.resources import AdClickSource
-from assets.common import frame_metadata, per_partition_result, split_by_time, time_partitions
+from assets.common import frame_metadata, per_partition_result, span, split_by_time, time_partitions
 from assets.raw import build_raw_table
 from expectations import ad_click as suites
 
@@ -50,12 +50,11 @@ def build_raw_assets(daily: dg.DailyPartitionsDefinition) -> list:
         schema = {"impression_id": pl.String, "ts": pl.Datetime("us", "UTC"), "p_click": pl.Float64}
         if not ad_click_source.has_oracle:
             empty = {key: pl.DataFrame(schema=schema) for key in windows}
-            return per_partition_result(context, empty, lambda _: {"oracle": "none: user-provided data has no oracle"})
-        keys = list(windows)
-        oracle = ad_click_source.events_between("oracle", schema, windows[keys[0]][0], windows[keys[-1]][1])
+            return per_partition_result(context, empty, lambda *_: {"oracle": "none: user-provided data has no oracle"})
+        oracle = ad_click_source.events_between("oracle", schema, *span(windows))
         return per_partition_result(
             context, split_by_time(oracle, windows),
-            lambda frame: {**frame_metadata(frame), "mean_p_click": float(frame["p_click"].mean() or 0)},
+            lambda _, frame: {**frame_metadata(frame), "mean_p_click": float(frame["p_click"].mean() or 0)},
         )
 
     return [*users, *ads, *impressions, ad_click_oracle]
