@@ -9,9 +9,10 @@ from orchestration.settings import Settings
 
 
 # Runs launched from the UI, by schedules and by sensors execute each step in its own process. Started from a
-# forkserver that has already imported the stack, a step starts in well under a second instead of re-importing
-# Dagster, MLflow, GX and XGBoost (about 10 s a step on 2 cores). The main command runs in-process either way.
-PRELOADED = ["orchestration.definitions", "mlflow", "mlflow.pyfunc", "great_expectations", "xgboost", "sklearn", "polars"]
+# forkserver that has already imported the stack and the case studies, a step starts in well under a second instead
+# of re-importing Dagster, MLflow, GX, XGBoost and torch (about 14 s a step on 2 cores). The main command runs
+# in-process either way.
+PRELOADED = ["orchestration.definitions", "orchestration.preload", "mlflow", "mlflow.pyfunc", "great_expectations", "xgboost", "sklearn", "polars"]
 EXECUTOR = dg.multiprocess_executor.configured(
     {"max_concurrent": 2, "start_method": {"forkserver": {"preload_modules": PRELOADED}}}
 )
