@@ -9,17 +9,26 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from expectations.runner import Suite, run_suite
+from expectations.runner import Suite, SuiteResult, run_suite
 
 
 def suite_check(frame: pl.DataFrame, suite: Suite, **extra_metadata: Any) -> dg.AssetCheckResult:
     """Validates a frame with a suite; the result names each failed expectation with counts and examples."""
-    result = run_suite(frame, suite)
+    return check_result(run_suite(frame, suite), suite, **extra_metadata)
+
+
+def check_result(result: SuiteResult, suite: Suite, **extra: Any) -> dg.AssetCheckResult:
+    """A failure fails the check (blocking what is downstream); warnings alone show it as a warning, which blocks
+    nothing; quarantined rows within their limits pass, counted."""
     metadata: dict[str, Any] = result.metadata()
-    metadata["failed_expectations"] = dg.MetadataValue.md(metadata["failed_expectations"])
+    for key in ("failed_expectations", "quarantined_by", "warnings"):
+        metadata[key] = dg.MetadataValue.md(metadata[key])
     metadata["summary"] = result.summary()
-    metadata.update(extra_metadata)
-    return dg.AssetCheckResult(passed=result.success, metadata=metadata, severity=dg.AssetCheckSeverity.ERROR)
+    metadata["policies"] = dg.MetadataValue.md(
+        "| expectation | on violation |\n|---|---|\n" + "\n".join(f"| {e} | {p} |" for e, p in suite.policies()))
+    metadata.update(extra)
+    severity = dg.AssetCheckSeverity.ERROR if result.failures else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(passed=result.success and not result.warnings, metadata=metadata, severity=severity)
 
 
 def images_markdown(images: dict[str, bytes]) -> dg.MetadataValue:
@@ -95,13 +104,14 @@ def partition_label(keys) -> str:
 
 
 def per_partition_result(
-    context, frames: dict[str, pl.DataFrame], metadata_of: Callable[[str, pl.DataFrame], dict]
+    context, frames: dict[str, pl.DataFrame], metadata_of: Callable[[str, pl.DataFrame], dict],
+    asset_key: dg.AssetKey | None = None,
 ) -> dg.MaterializeResult:
     """A partitioned asset's frames, each partition with metadata of its own rows (a range run writes many);
-    `metadata_of(partition_key, frame)`."""
+    `metadata_of(partition_key, frame)`. `asset_key` names which asset of a multi-asset they are."""
     for key, frame in frames.items():
-        context.add_asset_metadata(metadata_of(key, frame), partition_key=key)
-    return dg.MaterializeResult(value=frames)
+        context.add_asset_metadata(metadata_of(key, frame), partition_key=key, asset_key=asset_key)
+    return dg.MaterializeResult(value=frames, asset_key=asset_key)
 
 
 def frame_metadata(frame: pl.DataFrame) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """The raw-table asset every case study starts from: one table of its source (your files or its simulator),
-contract columns only, and the blocking suite that stops bad data before anything downstream reads it."""
+contract columns only, validated by its suite's policies: rows a policy quarantines go to the table's quarantine
+asset (kept in the lake with the expectations they broke and the run), and the blocking check stops anything
+downstream when an expectation that must hold fails or a quarantine takes more than its limit."""
 
 import inspect
 from collections.abc import Callable
@@ -9,16 +11,15 @@ import dagster as dg
 import polars as pl
 
 from assets.common import (
+    check_result,
     frame_metadata,
-    partition_frames,
     partition_label,
     per_partition_result,
     span,
     split_by_time,
-    suite_check,
     time_partitions,
 )
-from expectations.runner import Suite
+from expectations.runner import Suite, run_suite
 
 
 def build_raw_table(
@@ -32,54 +33,84 @@ def build_raw_table(
     partitions_def: dg.PartitionsDefinition | None = None,
     summary: Callable[[pl.DataFrame], dict[str, Any]] | None = None,
 ) -> list:
-    """`<case>_<table>` read from the resource `<case>_source`, and its blocking check `<case>_<table>_valid`.
+    """`<case>_<table>` read from the resource `<case>_source`, `<case>_<table>_quarantine`, and the blocking check
+    `<case>_<table>_valid`.
 
-    `suite(frame, window, **references)` returns the frame to validate and the suite; `window` is the partition's
-    (start, end) or None, and `references` maps argument names to the assets the suite checks ids against.
+    `suite(frame, window, **references)` returns the frame to validate (the table's rows in order, perhaps with
+    columns joined on) and the suite; `window` is the partition's (start, end) or None, and `references` maps
+    argument names to the assets the suite checks ids against.
     A partitioned table holds the events of its partition's time window; re-running a partition replaces it. A run
     over many partitions (a single-run backfill) reads the source once and validates the days together.
     """
     name, source_key = f"{case}_{table}", f"{case}_source"
+    quarantine_name, check_name = f"{name}_quarantine", f"{name}_valid"
     references = references or {}
-
     backfill = dg.BackfillPolicy.single_run() if partitions_def is not None else None
 
-    @dg.asset(name=name, group_name=case, kinds={"polars", "parquet"}, partitions_def=partitions_def,
-              backfill_policy=backfill, required_resource_keys={source_key}, description=description)
-    def raw_table(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def raw_table(context: dg.AssetExecutionContext, **inputs):
         source = getattr(context.resources, source_key)
+        windows = time_partitions(context, partitions_def) if partitions_def is not None else None
+        if windows is None:
+            frame = source.table(table, columns)
+        else:
+            frame = source.events_between(table, columns, *span(windows))
+        validated, chosen = suite(frame, span(windows) if windows else None, **inputs)
+        result = run_suite(validated, chosen)
+        kept, quarantined = result.split(validated)
+        kept = kept.select(frame.columns)
+        quarantined = quarantined.select(*frame.columns, "failed_expectations").with_columns(run_id=pl.lit(context.run_id))
+        if quarantined.height:
+            context.log.warning(f"{name}: {quarantined.height} of {validated.height} rows quarantined to {quarantine_name}")
 
-        def metadata_of(_, frame: pl.DataFrame) -> dict[str, Any]:
-            metadata = {**frame_metadata(frame), "source": source.description}
-            if summary is not None and frame.height:
-                metadata.update(summary(frame))
+        def metadata_of(_, part: pl.DataFrame) -> dict[str, Any]:
+            metadata = {**frame_metadata(part), "source": source.description}
+            if summary is not None and part.height:
+                metadata.update(summary(part))
             return metadata
 
-        if partitions_def is None:
-            frame = source.table(table, columns)
-            return dg.MaterializeResult(value=frame, metadata=metadata_of(None, frame))
-        windows = time_partitions(context, partitions_def)
-        frame = source.events_between(table, columns, *span(windows))
-        return per_partition_result(context, split_by_time(frame, windows), metadata_of)
+        def quarantine_metadata(_, part: pl.DataFrame) -> dict[str, Any]:
+            counts = part.get_column("failed_expectations").str.split("; ").explode().value_counts(sort=True)
+            return {**frame_metadata(part), "by_expectation": dg.MetadataValue.md(
+                "| expectation | rows |\n|---|---|\n" + "\n".join(f"| {e} | {n} |" for e, n in counts.iter_rows()))}
 
-    def check(context: dg.AssetCheckExecutionContext, **inputs) -> dg.AssetCheckResult:
-        loaded = inputs.pop(name)
-        if partitions_def is None:
-            validated, chosen = suite(loaded, None, **inputs)
-            return suite_check(validated, chosen)
-        windows = time_partitions(context, partitions_def)
-        frame = pl.concat(partition_frames(loaded), how="vertical")
-        validated, chosen = suite(frame, span(windows), **inputs)
-        return suite_check(validated, chosen, partition=partition_label(windows))
+        extra = {"quarantined_rows": quarantined.height, "quarantine_share": quarantined.height / max(validated.height, 1)}
+        if windows is None:
+            yield dg.MaterializeResult(asset_key=name, value=kept, metadata={**metadata_of(None, kept), **extra})
+            yield dg.MaterializeResult(asset_key=quarantine_name, value=quarantined,
+                                       metadata=quarantine_metadata(None, quarantined))
+            yield _checked(check_result(result, chosen), name, check_name)
+            return
+        yield per_partition_result(context, split_by_time(kept, windows),
+                                   lambda key, part: {**metadata_of(key, part), **extra}, dg.AssetKey(name))
+        yield per_partition_result(context, split_by_time(quarantined, windows), quarantine_metadata,
+                                   dg.AssetKey(quarantine_name))
+        yield _checked(check_result(result, chosen, partition=partition_label(windows)), name, check_name)
 
-    # Dagster reads a check's inputs from its signature: declare the table and each reference by name.
+    # Dagster reads the inputs from the signature: declare each reference by name.
     parameters = [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    parameters += [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in (name, *references)]
-    check.__signature__ = inspect.Signature(parameters)
-    check.__annotations__ = {}
-    check.__name__ = f"{name}_valid"
-    valid = dg.asset_check(
-        asset=raw_table, name=f"{name}_valid", blocking=True, partitions_def=partitions_def,
-        additional_ins={arg: dg.AssetIn(asset) for arg, asset in references.items()}, description=check_description,
-    )(check)
-    return [raw_table, valid]
+    parameters += [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in references]
+    raw_table.__signature__ = inspect.Signature(parameters)
+    raw_table.__annotations__ = {}
+    raw_table.__name__ = name
+    asset = dg.multi_asset(
+        name=name,
+        group_name=case,
+        outs={
+            name: dg.AssetOut(kinds={"polars", "parquet"}, description=description),
+            quarantine_name: dg.AssetOut(
+                kinds={"polars", "parquet"},
+                description=f"Rows of {name} that its suite's policies set aside, with the expectations they broke "
+                "and the run: kept, never read downstream."),
+        },
+        ins={arg: dg.AssetIn(asset) for arg, asset in references.items()},
+        check_specs=[dg.AssetCheckSpec(check_name, asset=name, blocking=True, description=check_description)],
+        partitions_def=partitions_def,
+        backfill_policy=backfill,
+        required_resource_keys={source_key},
+    )(raw_table)
+    return [asset]
+
+
+def _checked(result: dg.AssetCheckResult, asset: str, check: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(asset_key=asset, check_name=check, passed=result.passed, metadata=result.metadata,
+                               severity=result.severity)

@@ -8,7 +8,7 @@ import great_expectations.expectations as gxe
 import polars as pl
 
 from expectations.custom import ExpectNoColumnToCorrelateWithLabel
-from expectations.runner import Suite
+from expectations.runner import WARN, Suite, quarantine, under
 from models.ad_click.features import (
     AGGREGATE_FEATURES,
     FEATURE_COLUMNS,
@@ -46,7 +46,8 @@ def users_suite() -> Suite:
         expectations=[
             *_not_null(*USERS_SCHEMA),
             gxe.ExpectColumnValuesToBeUnique(column="user_id"),
-            gxe.ExpectColumnValuesToBeBetween(column="age", min_value=13, max_value=120),
+            # A mistyped age is a poor feature, not a reason to drop the user's every impression.
+            *under(WARN, gxe.ExpectColumnValuesToBeBetween(column="age", min_value=13, max_value=120)),
         ],
     )
 
@@ -61,18 +62,24 @@ def ads_suite() -> Suite:
 
 
 def impressions_suite(day_start: datetime, day_end: datetime, user_ids: pl.Series, ad_ids: pl.Series) -> Suite:
-    """Raw impressions of one day: ids, ranges, the partition's time window and referential integrity."""
+    """Raw impressions of one day: ids, ranges, the partition's time window and referential integrity.
+
+    A malformed row (bad position, label or device, an unknown user or ad) is quarantined, up to 1% of the rows;
+    duplicate or missing ids, and an impression outside its partition's day (a broken export), fail."""
     return Suite(
         name="ad_click_raw_impressions",
         dtypes=IMPRESSIONS_SCHEMA,
-        id_columns=("impression_id",),
+        id_columns=("impression_id", "ts", "user_id", "ad_id"),
         references={"user_id": user_ids, "ad_id": ad_ids},
+        reference_policy=quarantine(0.01),
         expectations=[
-            *_not_null(*IMPRESSIONS_SCHEMA),
+            *_not_null("impression_id", "ts", "user_id", "ad_id"),
             gxe.ExpectColumnValuesToBeUnique(column="impression_id"),
-            gxe.ExpectColumnValuesToBeBetween(column="position", min_value=1),
-            gxe.ExpectColumnValuesToBeInSet(column="clicked", value_set=[0, 1]),
             gxe.ExpectColumnValuesToBeBetween(column="ts", min_value=day_start, max_value=day_end, strict_max=True),
+            *under(quarantine(0.01),
+                   *_not_null("position", "device", "clicked"),
+                   gxe.ExpectColumnValuesToBeBetween(column="position", min_value=1),
+                   gxe.ExpectColumnValuesToBeInSet(column="clicked", value_set=[0, 1])),
         ],
     )
 

@@ -4,13 +4,18 @@ GX 1.x has no polars engine: frames are validated through pandas (fast, see STAC
 polars frame instead: exact column dtypes, because GX sees timezone-aware datetimes only as `Timestamp`, and ids
 that must exist in a reference table, because GX copies a value set of thousands of ids into every validation
 (3.5 s a day of ad impressions against 20,000 users; a polars lookup takes milliseconds).
+
+Each expectation carries a policy (`Rule`), as Delta Live Tables' expect / expect-or-drop / expect-or-fail do: a
+violation fails the run, or quarantines the offending rows (the run fails only when they are more than the rule's
+limit of the rows), or is only a warning. Schema, dtype and id problems always fail.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -19,14 +24,72 @@ _context = None
 
 
 @dataclass(frozen=True)
+class Policy:
+    """What a violation does: `fail` the run; `quarantine` the offending rows (kept in the lake, out of what
+    downstream reads), failing the run only when they are more than `limit` of the rows; or `warn`."""
+
+    action: Literal["fail", "quarantine", "warn"] = "fail"
+    limit: float = 0.0  # quarantine only: the largest share of the rows it may take
+
+    def __post_init__(self):
+        if self.action not in ("fail", "quarantine", "warn"):
+            raise ValueError(f"policy action must be fail, quarantine or warn, not {self.action!r}")
+        if self.action == "quarantine" and not 0 < self.limit < 1:
+            raise ValueError(f"a quarantine limit is a share of the rows in (0, 1), not {self.limit!r}")
+
+    def __str__(self) -> str:
+        return f"quarantine up to {100 * self.limit:g}%" if self.action == "quarantine" else self.action
+
+
+FAIL = Policy()
+WARN = Policy("warn")
+
+
+def quarantine(limit: float = 0.01) -> Policy:
+    return Policy("quarantine", limit)
+
+
+@dataclass(frozen=True)
+class Rule:
+    expectation: Any  # a great_expectations.expectations.Expectation
+    policy: Policy = FAIL
+
+
+def under(policy: Policy, *expectations) -> list[Rule]:
+    return [Rule(e, policy) for e in expectations]
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
-    expectations: list[Any]  # great_expectations.expectations.Expectation instances
+    expectations: list[Any]  # GX expectations (their policy is FAIL) or `Rule`s
     dtypes: dict[str, pl.DataType] = field(default_factory=dict)
     exact_columns: bool = True
-    id_columns: tuple[str, ...] = ()  # shown next to each failing example row
+    id_columns: tuple[str, ...] = ()  # shown next to each failing example row; a missing one always fails
     # column -> the ids it may hold (the referenced table's key); nulls are left to the not-null expectations
     references: dict[str, pl.Series] = field(default_factory=dict)
+    reference_policy: Policy = FAIL
+
+    def __post_init__(self):
+        for rule in self.rules:
+            if rule.policy.action == "fail":
+                continue
+            kind = type(rule.expectation).__name__
+            if rule.policy.action == "quarantine" and not _row_level(rule.expectation):
+                raise ValueError(f"{self.name}: {kind} judges the whole table, so it has no rows to quarantine")
+            missing_id = kind == "ExpectColumnValuesToNotBeNull" and _columns_of(rule.expectation) & set(self.id_columns)
+            if "Unique" in kind or missing_id:
+                raise ValueError(f"{self.name}: {kind} on {sorted(_columns_of(rule.expectation))} is an id problem, "
+                                 "which always fails")
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [e if isinstance(e, Rule) else Rule(e) for e in self.expectations]
+
+    def policies(self) -> list[tuple[str, str]]:
+        """(expectation, policy) for every rule: the policy table of the README and of the check's metadata."""
+        rows = [(f"{column} has a known id", str(self.reference_policy)) for column in self.references]
+        return rows + [(label(rule.expectation), str(rule.policy)) for rule in self.rules]
 
 
 @dataclass(frozen=True)
@@ -43,21 +106,31 @@ class SuiteResult:
     suite: str
     rows: int
     evaluated: int
-    failures: list[Failure]
+    failures: list[Failure]  # each one fails the run
+    quarantined: list[Failure] = field(default_factory=list)  # within their limits: the rows leave, the run goes on
+    warnings: list[Failure] = field(default_factory=list)
+    # row number -> the expectations its row violated, for every quarantined row
+    quarantined_rows: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def success(self) -> bool:
         return not self.failures
 
     def summary(self) -> str:
+        notes = []
+        if self.quarantined_rows:
+            notes.append(f"{len(self.quarantined_rows)} rows quarantined ({100 * len(self.quarantined_rows) / self.rows:.3g}%)")
+        if self.warnings:
+            notes.append(f"{len(self.warnings)} warnings")
+        tail = f"; {', '.join(notes)}" if notes else ""
         if self.success:
-            return f"{self.suite}: all {self.evaluated} expectations passed on {self.rows} rows"
+            return f"{self.suite}: all {self.evaluated} expectations passed on {self.rows} rows{tail}"
         first = "; ".join(f"{f.column or 'table'}: {f.problem}" for f in self.failures[:3])
-        return f"{self.suite}: {len(self.failures)} of {self.evaluated} expectations failed ({first})"
+        return f"{self.suite}: {len(self.failures)} of {self.evaluated} expectations failed ({first}){tail}"
 
-    def markdown(self) -> str:
+    def markdown(self, failures: list[Failure] | None = None) -> str:
         lines = ["| expectation | column | problem | unexpected | examples |", "|---|---|---|---|---|"]
-        for f in self.failures:
+        for f in self.failures if failures is None else failures:
             examples = ", ".join(str(e) for e in f.examples[:5]).replace("|", "/")
             count = "" if f.unexpected_count is None else str(f.unexpected_count)
             lines.append(f"| {f.expectation} | {f.column or ''} | {f.problem} | {count} | {examples} |")
@@ -71,7 +144,22 @@ class SuiteResult:
             "expectations_evaluated": self.evaluated,
             "expectations_failed": len(self.failures),
             "failed_expectations": self.markdown() if self.failures else "none",
+            "quarantined_rows": len(self.quarantined_rows),
+            "quarantined_by": self.markdown(self.quarantined) if self.quarantined else "none",
+            "warnings": self.markdown(self.warnings) if self.warnings else "none",
         }
+
+    def split(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(kept rows, quarantined rows with a `failed_expectations` column) of the frame that was validated."""
+        if not self.quarantined_rows:
+            return frame, frame.clear().with_columns(failed_expectations=pl.lit(None, pl.String))
+        rows = sorted(self.quarantined_rows)
+        reasons = pl.DataFrame({"__row": rows, "failed_expectations": ["; ".join(self.quarantined_rows[r]) for r in rows]},
+                               schema={"__row": pl.UInt32, "failed_expectations": pl.String})
+        numbered = frame.with_row_index("__row")
+        kept = numbered.join(reasons, on="__row", how="anti", maintain_order="left").drop("__row")
+        bad = numbered.join(reasons, on="__row", how="inner", maintain_order="left").drop("__row")
+        return kept, bad
 
 
 def _gx_context():
@@ -106,19 +194,39 @@ def _dtype_failures(frame: pl.DataFrame, suite: Suite) -> list[Failure]:
     return failures
 
 
-def _reference_failures(frame: pl.DataFrame, suite: Suite) -> list[Failure]:
-    failures = []
+def _reference_violations(frame: pl.DataFrame, suite: Suite) -> list[tuple[Failure, list[int]]]:
+    violations = []
     id_columns = [c for c in suite.id_columns if c in frame.columns]
     for column, known in suite.references.items():
         if column not in frame.columns or frame.schema[column] != known.dtype:
             continue  # the dtype check names the problem
-        unknown = frame.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(known.unique().implode()))
+        unknown = frame.with_row_index("__row").filter(
+            pl.col(column).is_not_null() & ~pl.col(column).is_in(known.unique().implode())
+        )
         if unknown.height:
-            examples = unknown.head(5).select(*id_columns, column).to_dicts() if id_columns else unknown[column].head(5).to_list()
+            shown = [*id_columns, *([] if column in id_columns else [column])]
+            examples = unknown.head(5).select(shown).to_dicts() if id_columns else unknown[column].head(5).to_list()
             problem = (f"{unknown.height} unexpected values ({100 * unknown.height / frame.height:.3g}%): "
                        f"not among the {known.n_unique()} known ids")
-            failures.append(Failure("column_values_in_reference", column, problem, unknown.height, examples))
-    return failures
+            failure = Failure("column_values_in_reference", column, problem, unknown.height, examples)
+            violations.append((failure, unknown["__row"].to_list()))
+    return violations
+
+
+def label(expectation) -> str:
+    """How a rule is named in metadata and in the quarantine table: its columns and its kind."""
+    columns = ", ".join(sorted(_columns_of(expectation))) or "table"
+    return f"{columns}: {expectation.configuration.type}"
+
+
+def _row_level(expectation) -> bool:
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+
+    return isinstance(expectation, (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation))
 
 
 def _verdict_forms(frame: pl.DataFrame, expectation) -> list:
@@ -144,24 +252,60 @@ def _verdict_forms(frame: pl.DataFrame, expectation) -> list:
 
 
 def run_suite(frame: pl.DataFrame, suite: Suite) -> SuiteResult:
-    failures = _dtype_failures(frame, suite) + _reference_failures(frame, suite)
+    failures, warnings, quarantined = _dtype_failures(frame, suite), [], []
+    offending: dict[int, list[str]] = {}
+
+    def judge(policy: Policy, failure: Failure, rows: list[int] | None, name: str) -> None:
+        if policy.action == "warn":
+            warnings.append(failure)
+        elif policy.action == "fail":
+            failures.append(failure)
+        elif failure.unexpected_count is None or rows is None:
+            failures.append(failure)  # raised, or no rows to point at: nothing can be set aside
+        elif len(rows) > policy.limit * frame.height:
+            failures.append(dataclasses.replace(
+                failure, problem=f"{failure.problem}: more than the quarantine limit of {100 * policy.limit:g}%"))
+        else:
+            quarantined.append(failure)
+            for row in rows:
+                offending.setdefault(row, []).append(name)
+
+    for failure, rows in _reference_violations(frame, suite):
+        judge(suite.reference_policy, failure, rows, f"{failure.column}: known id")
     # Expectations on missing columns would only repeat the schema failure as exceptions.
     present = set(frame.columns)
-    runnable = [e for e in suite.expectations if _columns_of(e) <= present]
+    runnable = [r for r in suite.rules if _columns_of(r.expectation) <= present]
     evaluated = len(suite.dtypes) + len(suite.references) + len(runnable)
     if runnable:
         # Most validations pass: a verdict-only pass first, with the cheapest expectations of the same verdict,
         # then counts and example rows only for the expectations that failed.
-        forms = [_verdict_forms(frame, e) for e in runnable]
+        forms = [_verdict_forms(frame, r.expectation) for r in runnable]
         verdicts = iter(_validate(frame, suite.name, [f for group in forms for f in group], {"result_format": "BOOLEAN_ONLY"}))
-        failed = [e for e, group in zip(runnable, forms) if not all([next(verdicts).success for _ in group])]
-        if failed:
-            id_columns = [c for c in suite.id_columns if c in present]
+        failed = [r for r, group in zip(runnable, forms) if not all([next(verdicts).success for _ in group])]
+        id_columns = [c for c in suite.id_columns if c in present]
+        reported = [r for r in failed if r.policy.action != "quarantine"]
+        if reported:
             result_format: dict[str, Any] = {"result_format": "SUMMARY"}
             if id_columns:
                 result_format["unexpected_index_column_names"] = id_columns
-            failures += [_failure(r) for r in _validate(frame, suite.name, failed, result_format) if not r.success]
-    return SuiteResult(suite=suite.name, rows=frame.height, evaluated=evaluated, failures=failures)
+            for rule, result in zip(reported, _validate(frame, suite.name, [r.expectation for r in reported], result_format)):
+                if not result.success:
+                    judge(rule.policy, _failure(result), None, label(rule.expectation))
+        to_quarantine = [r for r in failed if r.policy.action == "quarantine"]
+        if to_quarantine:
+            # Every offending row, by its row number (the frame's pandas index).
+            results = _validate(frame, suite.name, [r.expectation for r in to_quarantine], {"result_format": "COMPLETE"})
+            for rule, result in zip(to_quarantine, results):
+                if result.success:
+                    continue
+                rows = [int(i) for i in (result.result or {}).get("unexpected_index_list") or []]
+                failure = _failure(result)
+                if rows and id_columns:
+                    examples = frame[rows[:5]].select(id_columns).to_dicts()
+                    failure = dataclasses.replace(failure, examples=[_plain(e) for e in examples])
+                judge(rule.policy, failure, rows if failure.unexpected_count is not None else None, label(rule.expectation))
+    return SuiteResult(suite=suite.name, rows=frame.height, evaluated=evaluated, failures=failures,
+                       quarantined=quarantined, warnings=warnings, quarantined_rows=offending)
 
 
 def _validate(frame: pl.DataFrame, name: str, expectations: list, result_format: dict) -> list:

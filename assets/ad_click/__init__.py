@@ -61,8 +61,9 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
         monitoring = build_monitoring_assets(daily)
     training = build_training_assets()
     group = dg.AssetSelection.groups(GROUP)
+    raw_tables = ("ad_click_users", "ad_click_ads", "ad_click_impressions")
     daily_assets = dg.AssetSelection.assets(
-        "ad_click_users", "ad_click_ads", "ad_click_impressions", "ad_click_oracle", "ad_click_features"
+        *raw_tables, *(f"{table}_quarantine" for table in raw_tables), "ad_click_oracle", "ad_click_features"
     )
     jobs = [
         dg.define_asset_job(

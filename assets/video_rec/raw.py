@@ -22,7 +22,7 @@ def _interactions_summary(interactions: pl.DataFrame) -> dict:
 def _interactions_suite(frame: pl.DataFrame, window, users: pl.DataFrame, videos: pl.DataFrame):
     suite = suites.interactions_suite(users["user_id"], videos["video_id"])
     if "video_id" in frame.columns and "upload_ts" in videos.columns:
-        frame = frame.join(videos.select("video_id", "upload_ts"), on="video_id", how="left")
+        frame = frame.join(videos.select("video_id", "upload_ts"), on="video_id", how="left", maintain_order="left")
     return frame, suite
 
 

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from expectations import ad_click as suites
-from expectations.runner import run_suite
+from expectations.runner import FAIL, WARN, Rule, Suite, quarantine, run_suite
 from models.ad_click.features import point_in_time_features, day_bounds
 
 DAY = "2026-01-04"
@@ -76,20 +76,65 @@ IMPRESSION_DEFECTS = {
 }
 
 
+# A malformed row is quarantined (these defects touch well under the 1% limit); schema, id and window problems fail.
+QUARANTINED = {"position out of range", "click not 0/1", "unknown user", "unknown ad"}
+
+
 @pytest.mark.parametrize("defect", IMPRESSION_DEFECTS)
 def test_impressions_suite_catches(defect, day_impressions, impressions_suite):
     inject, column, problem = IMPRESSION_DEFECTS[defect]
-    result = run_suite(inject(day_impressions), impressions_suite)
-    assert not result.success
-    matching = [f for f in result.failures if f.column == column and problem in f.problem]
-    assert matching, result.markdown()
+    broken = inject(day_impressions)
+    result = run_suite(broken, impressions_suite)
+    caught = result.quarantined if defect in QUARANTINED else result.failures
+    matching = [f for f in caught if f.column == column and problem in f.problem]
+    assert matching, result.markdown(caught)
+    if defect in QUARANTINED:
+        assert result.success, result.summary()
+        kept, set_aside = result.split(broken)
+        assert set_aside.height == matching[0].unexpected_count == len(result.quarantined_rows)
+        assert kept.height + set_aside.height == broken.height
+        assert run_suite(kept, impressions_suite).success and not run_suite(kept, impressions_suite).quarantined_rows
+        assert set_aside["failed_expectations"].str.contains(column).all()
+    else:
+        assert not result.success
 
 
 def test_failure_report_carries_example_rows(day_impressions, impressions_suite):
     broken = IMPRESSION_DEFECTS["position out of range"][0](day_impressions)
-    failure = next(f for f in run_suite(broken, impressions_suite).failures if f.column == "position")
+    failure = next(f for f in run_suite(broken, impressions_suite).quarantined if f.column == "position")
     assert failure.unexpected_count == 3
     assert {e["impression_id"] for e in failure.examples} == set(day_impressions["impression_id"][:3])
+
+
+def test_a_quarantine_above_its_limit_fails_naming_the_expectation(day_impressions, impressions_suite):
+    share = 0.05
+    broken = day_impressions.with_columns(
+        position=pl.when(pl.int_range(pl.len()) < share * pl.len()).then(0).otherwise("position"))
+    result = run_suite(broken, impressions_suite)
+    assert not result.success
+    failure = next(f for f in result.failures if f.column == "position")
+    assert "more than the quarantine limit of 1%" in failure.problem and "(5" in failure.problem
+
+
+def test_a_warning_passes_with_the_violation_on_record(small_world):
+    odd_age = small_world.users.with_columns(age=pl.when(_first_rows(1)).then(7).otherwise("age"))
+    result = run_suite(odd_age, suites.users_suite())
+    assert result.success and not result.quarantined_rows
+    assert [f.column for f in result.warnings] == ["age"]
+
+
+@pytest.mark.parametrize("policy", [quarantine(0.01), WARN])
+def test_id_problems_always_fail(policy):
+    import great_expectations.expectations as gxe
+
+    with pytest.raises(ValueError, match="id problem"):
+        Suite("s", [Rule(gxe.ExpectColumnValuesToBeUnique(column="x"), policy)])
+    with pytest.raises(ValueError, match="id problem"):
+        Suite("s", [Rule(gxe.ExpectColumnValuesToNotBeNull(column="x"), policy)], id_columns=("x",))
+    with pytest.raises(ValueError, match="no rows to quarantine"):
+        Suite("s", [Rule(gxe.ExpectColumnMeanToBeBetween(column="x", min_value=0), quarantine(0.01))])
+    assert Suite("s", [Rule(gxe.ExpectColumnValuesToNotBeNull(column="x"), FAIL)], id_columns=("x",)).policies() == [
+        ("x: expect_column_values_to_not_be_null", "fail")]
 
 
 @pytest.mark.parametrize(
@@ -99,7 +144,6 @@ def test_failure_report_carries_example_rows(day_impressions, impressions_suite)
         ("users", suites.users_suite, lambda f: f.with_columns(pl.col("age").cast(pl.Float64)), "age"),
         ("users", suites.users_suite, lambda f: pl.concat([f, f.head(1)]), "user_id"),
         ("users", suites.users_suite, lambda f: f.with_columns(user_id=pl.when(_first_rows(1)).then(None).otherwise("user_id")), "user_id"),
-        ("users", suites.users_suite, lambda f: f.with_columns(age=pl.when(_first_rows(1)).then(7).otherwise("age")), "age"),
         ("ads", suites.ads_suite, lambda f: f.drop("category"), "category"),
         ("ads", suites.ads_suite, lambda f: pl.concat([f, f.head(2)]), "ad_id"),
         ("ads", suites.ads_suite, lambda f: f.with_columns(ad_id=pl.when(_first_rows(1)).then(None).otherwise("ad_id")), "ad_id"),
