@@ -26,7 +26,7 @@ def trained_chain(progress=print):
     started = time.monotonic()
     world = simulate(VideoSimulationConfig())
     labeled = label_interactions(world.interactions)
-    cutoffs = Cutoffs.from_interactions(labeled, 4, 4)
+    cutoffs = Cutoffs.from_interactions(labeled, "4d", "4d")
     model, vocab, _ = fit_retrieval(labeled, world.users, world.videos, cutoffs, tt.TwoTowerConfig(), progress=lambda _: None)
     config = ChainConfig()
     state = build_state(model, vocab, labeled, world.users, world.videos, cutoffs.retrieval_end, config)

@@ -65,13 +65,15 @@ def _simulated_world(config):
 
 
 class VideoRecTimeSplit(dg.ConfigurableResource):
-    """The last `test_days` are the test window; the `ranker_days` before them teach the ranker."""
+    """The test window is the fewest whole days at the end that hold `test_window`; the ranker learns from the
+    fewest days before it that hold `ranker_window` (models.video_rec.features.WindowSize)."""
 
-    ranker_days: int = 4
-    test_days: int = 4
+    ranker_window: str = "12% 300users"
+    test_window: str = "12% 300users"
 
     def cutoffs(self, interactions: pl.DataFrame) -> Cutoffs:
-        return Cutoffs.from_interactions(interactions, self.ranker_days, self.test_days)
+        return Cutoffs.from_interactions(interactions, self.ranker_window, self.test_window,
+                                         settings=("MLSD_VIDEO_REC_RANKER_WINDOW", "MLSD_VIDEO_REC_TEST_WINDOW"))
 
 
 class VideoRecTraining(dg.ConfigurableResource):

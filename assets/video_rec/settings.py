@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from assets.case import InvalidSetting
+from models.video_rec.features import WindowSize
 
 
 @dataclass(frozen=True)
@@ -17,15 +18,23 @@ class VideoRecSettings:
     users: int = 3_000
     videos: int = 3_000
     new_videos_per_day: int = 60
-    ranker_days: int = 4
-    test_days: int = 4
+    # How much each window holds, at least (whole days back from its end): "4d", "12%" of the interactions,
+    # "300users", or several together. The defaults give the simulator its 4 days each, and months of real data
+    # that tail off at the end a test window that still holds hundreds of users.
+    ranker_window: str = "12% 300users"
+    test_window: str = "12% 300users"
     top_k: int = 20  # batch recommendations per user
     epochs: int = 20
     evaluation_users: int = 2_000  # test users sampled for the offline metrics
 
     def __post_init__(self):
-        for name in ("days", "users", "videos", "ranker_days", "test_days", "top_k", "epochs", "evaluation_users"):
+        for name in ("days", "users", "videos", "top_k", "epochs", "evaluation_users"):
             if getattr(self, name) < 1:
                 raise InvalidSetting(name, "must be at least 1")
+        for name in ("ranker_window", "test_window"):
+            try:
+                WindowSize.parse(getattr(self, name))
+            except ValueError as error:
+                raise InvalidSetting(name, str(error)) from None
         if self.new_videos_per_day < 0:
             raise InvalidSetting("new_videos_per_day", "must be 0 or more")

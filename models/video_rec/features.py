@@ -23,6 +23,66 @@ def label_interactions(interactions: pl.DataFrame) -> pl.DataFrame:
 
 
 @dataclass(frozen=True)
+class WindowSize:
+    """The least a time window must hold, in whole days counted back from where it ends: every criterion given
+    (whole days, a share of all the interactions, distinct users), so that it measures something on data of any
+    shape: the simulator's even days, or months of activity that tails off at the end.
+
+    Written as the settings take it: "4d", "12%", "300users", or together, "12% 300users".
+    """
+
+    days: int = 0
+    share: float = 0.0
+    users: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> WindowSize:
+        days, share, users = 0, 0.0, 0
+        parts = text.replace("+", " ").split()
+        for part in parts:
+            try:
+                if part.endswith("%"):
+                    share = float(part[:-1]) / 100
+                elif part.endswith("users"):
+                    users = int(part[: -len("users")])
+                elif part.endswith("d"):
+                    days = int(part[:-1])
+                else:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"{part!r} is not a window size: write whole days (4d), a share of the interactions "
+                                 "(12%) or distinct users (300users), or several of them, e.g. '12% 300users'") from None
+        if not parts or days < 0 or users < 0 or not 0 <= share < 1:
+            raise ValueError(f"{text!r}: give at least one of days >= 1, a share in (0%, 100%), users >= 1")
+        return cls(days, share, users)
+
+    def __str__(self) -> str:
+        parts = [f"{self.days}d" if self.days else "", f"{100 * self.share:g}%" if self.share else "",
+                 f"{self.users}users" if self.users else ""]
+        return " ".join(p for p in parts if p)
+
+
+def _trailing_days(interactions: pl.DataFrame, end: datetime, size: WindowSize, total: int, setting: str) -> int:
+    """The fewest whole days before `end` whose interactions meet `size` (`total`: all interactions, for shares)."""
+    days_before = ((pl.lit(end) - pl.col("ts")).dt.total_microseconds() // 86_400_000_000).cast(pl.Int64)
+    per_user = interactions.select("user_id", back=days_before).group_by("user_id").agg(pl.col("back").min())
+    available = int(interactions.select(days_before.max()).item()) + 1 if interactions.height else 0
+    counts = interactions.select(back=days_before)["back"].value_counts().sort("back")
+    by_day = pl.DataFrame({"back": range(available)}).join(counts, on="back", how="left").fill_null(0)
+    cumulative = by_day["count"].cum_sum().to_list()
+    users = per_user["back"].value_counts().sort("back")
+    user_counts = pl.DataFrame({"back": range(available)}).join(users, on="back", how="left").fill_null(0)
+    cumulative_users = user_counts["count"].cum_sum().to_list()
+    for n in range(max(size.days, 1), available + 1):
+        if cumulative[n - 1] >= size.share * total and cumulative_users[n - 1] >= size.users:
+            return n
+    held = (f"all {available} days hold {cumulative[-1] if cumulative else 0} interactions "
+            f"({100 * (cumulative[-1] if cumulative else 0) / max(total, 1):.3g}%) of "
+            f"{cumulative_users[-1] if cumulative_users else 0} users")
+    raise ValueError(f"{setting}={str(size)!r} cannot be met: before {end:%Y-%m-%d} {held}")
+
+
+@dataclass(frozen=True)
 class Cutoffs:
     """Retrieval trains before `retrieval_end`; the ranker learns labels in [retrieval_end, test_start) from features
     as of `retrieval_end`; everything is judged on labels in [test_start, test_end) from features as of `test_start`."""
@@ -33,17 +93,29 @@ class Cutoffs:
     test_end: datetime
 
     @classmethod
-    def from_interactions(cls, interactions: pl.DataFrame, ranker_days: int, test_days: int) -> Cutoffs:
+    def from_interactions(
+        cls, interactions: pl.DataFrame, ranker: WindowSize | str, test: WindowSize | str,
+        settings: tuple[str, str] = ("ranker window", "test window"),
+    ) -> Cutoffs:
+        """The test window is the fewest whole days at the end that meet `test`, the ranker window the fewest before
+        it that meet `ranker`; retrieval trains on the rest, which must hold at least the ranker window's
+        interactions. `settings` name the two sizes in errors."""
+        ranker = WindowSize.parse(ranker) if isinstance(ranker, str) else ranker
+        test = WindowSize.parse(test) if isinstance(test, str) else test
         first, last = interactions["ts"].min(), interactions["ts"].max()
         start = first.replace(hour=0, minute=0, second=0, microsecond=0)
         end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-        test_start = end - timedelta(days=test_days)
-        retrieval_end = test_start - timedelta(days=ranker_days)
-        if retrieval_end - start < timedelta(days=ranker_days):
-            days = (end - start).days
+        total = interactions.height
+        test_start = end - timedelta(days=_trailing_days(interactions, end, test, total, settings[1]))
+        earlier = before(interactions, test_start)
+        retrieval_end = test_start - timedelta(days=_trailing_days(earlier, test_start, ranker, total, settings[0]))
+        ranker_rows = earlier.height - before(earlier, retrieval_end).height
+        retrieval_rows = earlier.height - ranker_rows
+        if retrieval_end <= start or retrieval_rows < ranker_rows:
             raise ValueError(
-                f"interactions span {days} days: too few for {ranker_days} ranker days and {test_days} test days "
-                "after a retrieval window at least as long as the ranker window"
+                f"{settings[0]}={str(ranker)!r} and {settings[1]}={str(test)!r} leave {retrieval_rows} interactions "
+                f"({(retrieval_end - start).days} days) to train retrieval on, fewer than the ranker window's "
+                f"{ranker_rows}: too few days of data for these windows, or smaller windows"
             )
         return cls(start, retrieval_end, test_start, end)
 

@@ -77,11 +77,11 @@ def test_ground_truth_excludes_seen_and_future_videos(world):
 
 
 def test_cutoffs_split_the_days_and_refuse_too_few(world):
-    cutoffs = Cutoffs.from_interactions(world.interactions, 2, 2)
+    cutoffs = Cutoffs.from_interactions(world.interactions, "2d", "2d")
     assert cutoffs.start == T0 and cutoffs.test_end == T0 + timedelta(days=10)
     assert cutoffs.retrieval_end == T0 + timedelta(days=6) and cutoffs.test_start == T0 + timedelta(days=8)
     with pytest.raises(ValueError, match="too few"):
-        Cutoffs.from_interactions(world.interactions, 4, 4)
+        Cutoffs.from_interactions(world.interactions, "4d", "4d")
 
 
 def test_ranking_metrics_on_hand_computed_lists():

@@ -84,25 +84,42 @@ def _write_world(world, folder, impressions: pl.DataFrame | None = None):
     world.ads.write_parquet(folder / "ads.parquet")
 
 
-def test_bad_data_stops_at_the_blocking_check(small_world, small_settings, tmp_path):
+def test_a_few_bad_rows_are_quarantined_and_many_stop_at_the_blocking_check(small_world, small_settings, tmp_path):
     raw = tmp_path / "raw"
-    day = pl.col("ts").dt.date().cast(pl.String) == "2026-01-03"
+    day = pl.col("ts").dt.date().cast(pl.String)
+    row = pl.int_range(pl.len()).over(day)
+    # 0.2% of 2026-01-03's rows and 5% of 2026-01-04's have an impossible position; the policy quarantines up to 1%.
     bad = small_world.impressions.with_columns(
-        position=pl.when(day & (pl.int_range(pl.len()) % 50 == 0)).then(0).otherwise("position")
+        position=pl.when(((day == "2026-01-03") & (row % 500 == 0)) | ((day == "2026-01-04") & (row % 20 == 0)))
+        .then(0).otherwise("position")
     )
     _write_world(small_world, raw, bad)
     defs = build_definitions(small_settings.with_case("ad_click", raw_dir=str(raw)))
     instance = dg.DagsterInstance.ephemeral()
     daily = defs.resolve_job_def("ad_click_daily_job")
-    for day in ("2026-01-01", "2026-01-02"):
-        assert daily.execute_in_process(partition_key=day, instance=instance).success
-    result = daily.execute_in_process(partition_key="2026-01-03", instance=instance, raise_on_error=False)
+    for day_key in ("2026-01-01", "2026-01-02", "2026-01-03"):
+        assert daily.execute_in_process(partition_key=day_key, instance=instance).success
+    expected = small_world.impressions.filter((day == "2026-01-03")).with_row_index().filter(pl.col("index") % 500 == 0)
+    quarantine = instance.get_latest_materialization_event(dg.AssetKey("ad_click_impressions_quarantine"))
+    assert quarantine.dagster_event.partition == "2026-01-03"
+    assert quarantine.asset_materialization.metadata["dagster/row_count"].value == expected.height > 0
+    kept = instance.get_latest_materialization_event(dg.AssetKey("ad_click_impressions")).asset_materialization
+    assert kept.metadata["quarantined_rows"].value == expected.height
+    lake = small_settings.lake_dir / "assets"
+    set_aside = pl.read_parquet(lake / "ad_click_impressions_quarantine" / "2026-01-03.parquet")
+    assert sorted(set_aside["impression_id"]) == sorted(expected["impression_id"])
+    assert set_aside["failed_expectations"].str.contains("position").all() and set_aside["run_id"].n_unique() == 1
+    features = pl.read_parquet(lake / "ad_click_features" / "2026-01-03.parquet")
+    assert features.join(expected, on="impression_id", how="semi").height == 0  # downstream never sees them
+
+    result = daily.execute_in_process(partition_key="2026-01-04", instance=instance, raise_on_error=False)
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [e.asset_check_key.name for e in failed] == ["ad_click_impressions_valid"]
-    assert "position" in failed[0].metadata["failed_expectations"].value
+    problems = failed[0].metadata["failed_expectations"].value
+    assert "position" in problems and "more than the quarantine limit of 1%" in problems
     features = instance.get_latest_materialization_event(dg.AssetKey("ad_click_features"))
-    assert features.dagster_event.partition == "2026-01-02"  # nothing downstream of the bad day was written
+    assert features.dagster_event.partition == "2026-01-03"  # nothing downstream of the bad day was written
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ def test_leakage_audit_catches_features_from_the_label_window(video_pipeline):
     settings, _, _, _ = video_pipeline
     labeled = _table(settings, "video_rec_labeled_interactions")
     ranker_data = _table(settings, "video_rec_ranker_training_data")
-    cutoffs = Cutoffs.from_interactions(labeled, settings.of("video_rec").ranker_days, settings.of("video_rec").test_days)
+    cutoffs = Cutoffs.from_interactions(labeled, settings.of("video_rec").ranker_window, settings.of("video_rec").test_window)
     assert run_suite(leakage_audit(cutoffs, labeled, ranker_data), suites.leakage_audit_suite()).success
     leaky = ranker_data.with_columns(features_as_of=pl.col("labels_until"))
     result = run_suite(leakage_audit(cutoffs, labeled, leaky), suites.leakage_audit_suite())
@@ -72,8 +72,9 @@ def test_bad_data_stops_at_a_blocking_check_and_the_champion_keeps_serving(case_
     _table(settings, "video_rec_users").write_parquet(raw / "users.parquet")
     _table(settings, "video_rec_videos").write_parquet(raw / "videos.parquet")
     interactions = _table(settings, "video_rec_interactions")
+    # 5% of the views out of range: far above the 1% a quarantine may take.
     interactions.with_columns(
-        watch_fraction=pl.when(pl.int_range(pl.len()) % 50 == 0).then(1.7).otherwise(pl.col("watch_fraction"))
+        watch_fraction=pl.when(pl.int_range(pl.len()) % 20 == 0).then(1.7).otherwise(pl.col("watch_fraction"))
     ).write_parquet(raw / "interactions.parquet")
     bad = build_definitions(settings.with_case("video_rec", raw_dir=str(raw)))
     with pytest.raises(SystemExit, match="watch_fraction"):
@@ -97,7 +98,7 @@ def test_your_own_files_run_end_to_end_without_an_oracle(tmp_path):
     for i, part in enumerate(days.partition_by("day", maintain_order=True)):
         part.drop("day").write_parquet(raw / "interactions" / f"{i:02d}.parquet")
     case = case_named("video_rec")
-    settings = small_settings_for(case, tmp_path / "state", {"MLSD_VIDEO_REC_RAW_DIR": str(raw)}, ranker_days=2, test_days=2)
+    settings = small_settings_for(case, tmp_path / "state", {"MLSD_VIDEO_REC_RAW_DIR": str(raw)}, ranker_window="2d", test_window="2d")
     run = run_case(case, settings)
     instance = run.instance
     assert _metadata(instance, "video_rec_champion")["champion_version"].value == "1"
@@ -106,3 +107,97 @@ def test_your_own_files_run_end_to_end_without_an_oracle(tmp_path):
     assert _metadata(instance, "video_rec_evaluation")["oracle"].value.startswith("none")
     videos = _table(settings, "video_rec_videos")
     assert "views_lifetime" not in videos.columns and videos["channel_id"].null_count() == videos.height
+
+
+def _ratings_shaped_world(seed: int = 5, users: int = 700, movies: int = 900, months: int = 7):
+    """Data shaped like a public movie-ratings set, not like the simulator: every view a full watch, ratings of 4 and
+    5 as likes, coarse release dates as upload times, genres as tags; months of bursty sessions (many ratings in
+    the same second), most users active early, activity tailing off at the end; 0.2% of the views dated before
+    their video's release."""
+    import numpy as np
+    from datetime import datetime, timedelta, timezone
+
+    rng = np.random.default_rng(seed)
+    start = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    span = timedelta(days=30 * months)
+    genres = ["drama", "comedy", "action", "thriller", "romance", "horror", "sci-fi", "animation", "documentary"]
+    movie_genres = [list(rng.choice(genres, size=rng.integers(1, 4), replace=False)) for _ in range(movies)]
+    popularity = rng.pareto(1.2, movies) + 1
+    # Most of the catalogue is old; a tenth is released during the data, on a date to the day.
+    released = [start - timedelta(days=int(d)) for d in rng.integers(30, 4000, movies)]
+    for i in rng.choice(movies, movies // 10, replace=False):
+        released[i] = start + timedelta(days=int(rng.integers(0, span.days - 30)))
+    released_at = np.array([r.replace(tzinfo=None) for r in released], dtype="datetime64[us]")
+    videos = pl.DataFrame({
+        "video_id": [f"m{i}" for i in range(movies)], "title": [f"Movie {i}" for i in range(movies)],
+        "tags": movie_genres, "duration_s": rng.uniform(4800, 9000, movies), "language": ["en"] * movies,
+        "upload_ts": released,
+    }).with_columns(pl.col("upload_ts").dt.cast_time_unit("us"))
+    rows = []
+    for u in range(users):
+        taste = set(rng.choice(genres, size=2, replace=False))
+        affinity = np.array([2.5 if taste & set(g) else 0.4 for g in movie_genres]) * popularity
+        # Joining skews early, and each user's sessions thin out: the last weeks hold little.
+        joined = start + span * float(rng.beta(1.0, 2.5))
+        for _ in range(int(rng.integers(1, 8))):
+            session = joined + timedelta(days=float(rng.exponential(25)))
+            if session >= start + span:
+                continue
+            session = session.replace(microsecond=0)
+            available = released_at <= np.datetime64(session.replace(tzinfo=None))
+            weights = affinity * available
+            n = int(min(rng.integers(3, 30), available.sum()))
+            for m in rng.choice(movies, size=n, replace=False, p=weights / weights.sum()):
+                rating = int(np.clip(np.round(rng.normal(4.0 if taste & set(movie_genres[m]) else 2.8, 0.9)), 1, 5))
+                # Ratings typed in one go share a second: ties in ts are the rule here.
+                rows.append((f"u{u}", f"m{m}", session + timedelta(seconds=int(rng.integers(0, 3)) * 60), rating >= 4))
+    interactions = pl.DataFrame(rows, schema=["user_id", "video_id", "ts", "liked"], orient="row").with_columns(
+        pl.col("ts").dt.cast_time_unit("us"), watch_fraction=pl.lit(1.0)
+    ).unique(["user_id", "video_id"], keep="first").sort("ts")
+    # 0.2% of the views predate their video's (coarse) release date.
+    recent = interactions.join(videos.select("video_id", "upload_ts"), on="video_id").filter(
+        pl.col("upload_ts") > start + timedelta(days=10))
+    bad = recent.sample(n=round(0.002 * interactions.height), seed=seed).select("user_id", "video_id", "upload_ts")
+    interactions = interactions.join(bad, on=["user_id", "video_id"], how="left").with_columns(
+        ts=pl.when(pl.col("upload_ts").is_null()).then("ts").otherwise(pl.col("upload_ts") - timedelta(days=3))
+    ).drop("upload_ts")
+    users_frame = pl.DataFrame({"user_id": [f"u{u}" for u in range(users)],
+                                "age": rng.integers(16, 70, users).tolist(),
+                                "gender": rng.choice(["f", "m"], users).tolist(), "country": ["us"] * users})
+    return users_frame, videos, interactions, bad.height
+
+
+@pytest.mark.slow
+def test_months_of_ratings_shaped_data_quarantine_the_early_views_and_size_the_windows(tmp_path):
+    """Bring-your-own-data of another shape (issue: data quality as policy): the 0.2% of views before their video's
+    release are quarantined and counted, the windows grow until they hold enough, and a challenger is trained."""
+    users, videos, interactions, early = _ratings_shaped_world()
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    users.write_parquet(raw / "users.parquet")
+    videos.write_parquet(raw / "videos.parquet")
+    interactions.write_parquet(raw / "interactions.parquet")
+    # Fixed 4-day windows would judge on the thin tail.
+    tail = Cutoffs.from_interactions(interactions, "4d", "4d")
+    thin = interactions.filter(pl.col("ts") >= tail.test_start)["user_id"].n_unique()
+
+    case = case_named("video_rec")
+    settings = small_settings_for(case, tmp_path / "state", {"MLSD_VIDEO_REC_RAW_DIR": str(raw)},
+                                  ranker_window="12% 300users", test_window="12% 300users")
+    run = run_case(case, settings)
+    instance = run.instance
+    assert _metadata(instance, "video_rec_champion")["champion_version"].value == "1"
+    evaluation = _table(settings, "video_rec_evaluation")
+    assert {"popularity", "two_tower", "two_stage"} <= set(evaluation["approach"].to_list())
+
+    quarantined = _table(settings, "video_rec_interactions_quarantine")
+    assert quarantined.height == early > 0
+    assert quarantined["failed_expectations"].str.contains("upload_ts").all()
+    assert _metadata(instance, "video_rec_interactions")["quarantined_rows"].value == early
+    assert _metadata(instance, "video_rec_interactions_quarantine")["dagster/row_count"].value == early
+    assert _table(settings, "video_rec_interactions").height == interactions.height - early
+
+    labeled = _table(settings, "video_rec_labeled_interactions")
+    test_users = labeled.filter(pl.col("window") == "test")["user_id"].n_unique()
+    assert test_users >= 300 > thin, (test_users, thin)
+    assert labeled.filter(pl.col("window") == "ranker_train")["user_id"].n_unique() >= 300
