@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from expectations.runner import Suite, SuiteResult, run_suite
+from expectations.runner import Suite, SuiteResult, policy_markdown, run_suite
 
 
 def suite_check(frame: pl.DataFrame, suite: Suite, **extra_metadata: Any) -> dg.AssetCheckResult:
@@ -24,8 +24,7 @@ def check_result(result: SuiteResult, suite: Suite, **extra: Any) -> dg.AssetChe
     for key in ("failed_expectations", "quarantined_by", "warnings"):
         metadata[key] = dg.MetadataValue.md(metadata[key])
     metadata["summary"] = result.summary()
-    metadata["policies"] = dg.MetadataValue.md(
-        "| expectation | on violation |\n|---|---|\n" + "\n".join(f"| {e} | {p} |" for e, p in suite.policies()))
+    metadata["policies"] = dg.MetadataValue.md(policy_markdown([(suite.name, suite)]))
     metadata.update(extra)
     severity = dg.AssetCheckSeverity.ERROR if result.failures else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(passed=result.success and not result.warnings, metadata=metadata, severity=severity)

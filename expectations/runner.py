@@ -92,6 +92,13 @@ class Suite:
         return rows + [(label(rule.expectation), str(rule.policy)) for rule in self.rules]
 
 
+def policy_markdown(tables: list[tuple[str, Suite]]) -> str:
+    """The policy of every expectation of the given (table, suite) pairs: the README's tables, and each check's."""
+    lines = ["| table | expectation | on violation |", "|---|---|---|"]
+    lines += [f"| {table} | `{rule}` | {policy} |" for table, suite in tables for rule, policy in suite.policies()]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Failure:
     expectation: str

@@ -231,3 +231,28 @@ def _split_frame(days: dict[str, list[int]]) -> pl.DataFrame:
 )
 def test_split_suite_requires_disjoint_ordered_windows(days, ok):
     assert run_suite(suites.split_windows(_split_frame(days)), suites.split_suite()).success is ok
+
+
+def _raw_suites():
+    from datetime import datetime, timezone
+
+    from expectations import video_rec
+
+    ids, t = pl.Series([], dtype=pl.String), datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return {
+        "ad_click": [("impressions", suites.impressions_suite(t, t, ids, ids)), ("users", suites.users_suite()),
+                     ("ads", suites.ads_suite())],
+        "video_rec": [("interactions", video_rec.interactions_suite(ids, ids)), ("videos", video_rec.videos_suite()),
+                      ("users", video_rec.users_suite())],
+    }
+
+
+@pytest.mark.parametrize("case", ["ad_click", "video_rec"])
+def test_the_readme_states_every_raw_expectation_with_its_policy(case):
+    from pathlib import Path
+
+    from expectations.runner import policy_markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = policy_markdown(_raw_suites()[case])
+    assert table in readme, f"the README's policy table of {case} is not the suites':\n{table}"
