@@ -44,7 +44,7 @@ def main() -> None:
     start = base.start
     day = lambda i: (start + timedelta(days=i)).date()  # noqa: E731
     history = stable.filter(pl.col("ts").dt.date() < day(args.drift_day))
-    labelled = TimeSplit(warmup_days=7, validation_days=3, test_days=3).assign(history)
+    labelled = TimeSplit(warmup_days=7, validation="3d", test="3d").assign(history)
     train, validation, test = (labelled.filter(pl.col("split") == s) for s in ("train", "validation", "test"))
     booster, encoder, _ = train_xgboost(train, validation, XGBoostParams())
     background = float(train[LABEL].mean())

@@ -102,7 +102,8 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
         resources={
             "ad_click_source": source,
             "ad_click_time_split": AdClickTimeSplit(
-                warmup_days=settings.warmup_days, validation_days=settings.validation_days, test_days=settings.test_days
+                warmup_days=settings.warmup_days, validation_window=settings.validation_window,
+                test_window=settings.test_window
             ),
             "ad_click_stream": EventStream(url=platform.stream_url, lake_dir=str(platform.lake_dir / "landing" / "ad_click_stream")),
         },
@@ -118,7 +119,7 @@ CASE = CaseStudy(
     serving="online",
     settings_type=AdClickSettings,
     small=dict(days=10, users=1_000, ads=100, advertisers=20, impressions_per_day=3_000, warmup_days=2,
-               validation_days=2, test_days=2),
+               validation_window="2d", test_window="2d"),
     build_definitions=build_definitions,
     registered_model=REGISTERED_MODEL,
     evaluation_asset="ad_click_model_evaluation",

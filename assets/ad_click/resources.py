@@ -41,11 +41,18 @@ class AdClickSource(RawSource):
 
 
 class AdClickTimeSplit(dg.ConfigurableResource):
-    """Days left out at the start (short history), then validation and test days at the end."""
+    """Warm-up days left out at the start (short history), then validation and test windows at the end, sized by
+    the data (models.ad_click.train.TimeSplit)."""
 
     warmup_days: int = 7
-    validation_days: int = 3
-    test_days: int = 4
+    validation_window: str = "10%"
+    test_window: str = "12%"
+
+    def split(self):
+        from models.ad_click.train import TimeSplit
+
+        return TimeSplit(self.warmup_days, self.validation_window, self.test_window, settings=(
+            "MLSD_AD_CLICK_WARMUP_DAYS", "MLSD_AD_CLICK_VALIDATION_WINDOW", "MLSD_AD_CLICK_TEST_WINDOW"))
 
 
 class EventStream(dg.ConfigurableResource):

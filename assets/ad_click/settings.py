@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from assets.case import InvalidSetting
+from models.windows import WindowSize
 
 DRIFT_KINDS = ("covariate", "concept")
 
@@ -20,9 +21,11 @@ class AdClickSettings:
     ads: int = 1_500
     advertisers: int = 150
     impressions_per_day: int = 60_000
-    warmup_days: int = 7
-    validation_days: int = 3
-    test_days: int = 4
+    warmup_days: int = 7  # at most: half the days before validation when there are few
+    # How much the validation and test windows hold, at least (whole days back from the end): "4d", "12%" of the
+    # impressions, "300users", or several together. On the simulator's 28 even days: 3 and 4 days.
+    validation_window: str = "10%"
+    test_window: str = "12%"
     drift: str = "none"  # simulator only: covariate@DAY or concept@DAY (0-based day the drift starts)
 
     def __post_init__(self):
@@ -30,9 +33,14 @@ class AdClickSettings:
             kind, _, day = self.drift.partition("@")
             if kind not in DRIFT_KINDS or not day.isdigit():
                 raise InvalidSetting("drift", "use none, covariate@DAY or concept@DAY (0-based day)")
-        for name in ("users", "ads", "advertisers", "impressions_per_day", "validation_days", "test_days"):
+        for name in ("users", "ads", "advertisers", "impressions_per_day"):
             if getattr(self, name) < 1:
                 raise InvalidSetting(name, "must be at least 1")
+        for name in ("validation_window", "test_window"):
+            try:
+                WindowSize.parse(getattr(self, name))
+            except ValueError as error:
+                raise InvalidSetting(name, str(error)) from None
         if self.days is not None and self.days < 1:
             raise InvalidSetting("days", "must be at least 1")
         if self.warmup_days < 0:

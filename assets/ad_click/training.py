@@ -20,7 +20,7 @@ from models.ad_click.features import FEATURE_COLUMNS, LABEL
 from assets.ad_click.resources import AdClickTimeSplit
 from assets.release import register_challenger
 from assets.resources import MlflowTracking
-from models.ad_click.train import SPLITS, TimeSplit, XGBoostParams, evaluate_predictions
+from models.ad_click.train import SPLITS, XGBoostParams, evaluate_predictions
 
 EXPERIMENT = "ad_click"
 REGISTERED_MODEL = "ad_click_ctr"
@@ -41,8 +41,7 @@ def build_training_assets() -> list:
         context: dg.AssetExecutionContext, ad_click_time_split: AdClickTimeSplit, features
     ) -> dg.MaterializeResult:
         """Feature rows labelled train, validation or test by day; warm-up days with short history are left out."""
-        split = TimeSplit(ad_click_time_split.warmup_days, ad_click_time_split.validation_days, ad_click_time_split.test_days)
-        labelled = split.assign(pl.concat(partition_frames(features), how="vertical"))
+        labelled = ad_click_time_split.split().assign(pl.concat(partition_frames(features), how="vertical"))
         training = labelled.filter(pl.col("split").is_not_null())
         windows = suites.split_windows(training)
         context.log.info(f"time split:\n{windows}")

@@ -4,43 +4,59 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import polars as pl
 
 from models.ad_click.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL, NUMERIC_FEATURES
+from models.windows import WindowSize, trailing_days
 
 SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)
 class TimeSplit:
-    """Days at the start are warm-up (their look-back history is incomplete); the last days are the test."""
+    """The last whole days that hold `test` are the test window, the days before them that hold `validation` the
+    validation window (models.windows.WindowSize: days, a share of the rows, users). The first days are warm-up,
+    their look-back history incomplete: `warmup_days`, or half the days left before validation if that is fewer,
+    so that a few days of data still train. `settings` name the sizes in errors."""
 
     warmup_days: int = 7
-    validation_days: int = 3
-    test_days: int = 4
+    validation: str = "10%"
+    test: str = "12%"
+    settings: tuple[str, str, str] = ("warmup_days", "validation window", "test window")
 
     def assign(self, features: pl.DataFrame) -> pl.DataFrame:
         """Adds `split` (train/validation/test, null for warm-up) from each row's calendar day."""
-        days = features.select(pl.col("ts").dt.date().unique().sort()).to_series().to_list()
-        needed = self.warmup_days + self.validation_days + self.test_days + 1
-        if len(days) < needed:
+        if features.height == 0:
+            raise ValueError("time split: there are no features to split")
+        first, last = features["ts"].min(), features["ts"].max()
+        start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        total = features.height
+        test_start = end - timedelta(days=trailing_days(features, end, WindowSize.parse(self.test), total, self.settings[2]))
+        earlier = features.filter(pl.col("ts") < test_start)
+        validation_days = trailing_days(earlier, test_start, WindowSize.parse(self.validation), total, self.settings[1])
+        validation_start = test_start - timedelta(days=validation_days)
+        before_validation = (validation_start - start).days
+        warmup = min(self.warmup_days, before_validation // 2)
+        train_start = start + timedelta(days=warmup)
+        if train_start >= validation_start or features.filter(
+            (pl.col("ts") >= train_start) & (pl.col("ts") < validation_start)
+        ).height == 0:
             raise ValueError(
-                f"time split needs at least {needed} days of features (warm-up {self.warmup_days}, validation "
-                f"{self.validation_days}, test {self.test_days}, train >= 1); got {len(days)}"
+                f"time split: {self.settings[1]}={self.validation!r} and {self.settings[2]}={self.test!r} leave no "
+                f"day to train on in {(end - start).days} days of features: smaller windows, or more days"
             )
-        test_start = days[-self.test_days]
-        validation_start = days[-(self.test_days + self.validation_days)]
-        train_start = days[self.warmup_days]
-        day = pl.col("ts").dt.date()
+        ts = pl.col("ts")
         return features.with_columns(
-            split=pl.when(day >= test_start)
+            split=pl.when(ts >= test_start)
             .then(pl.lit("test"))
-            .when(day >= validation_start)
+            .when(ts >= validation_start)
             .then(pl.lit("validation"))
-            .when(day >= train_start)
+            .when(ts >= train_start)
             .then(pl.lit("train"))
             .otherwise(None)
         )

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from models.windows import WindowSize, trailing_days
+
 HISTORY_LENGTH = 50  # most recent relevant videos a user is represented by
 # relevant = liked, or watched at least half without a dislike (the book's objective); a dislike always wins
 RELEVANT = (pl.col("liked") == True).fill_null(False) | (  # noqa: E712
@@ -20,66 +22,6 @@ RELEVANT = (pl.col("liked") == True).fill_null(False) | (  # noqa: E712
 
 def label_interactions(interactions: pl.DataFrame) -> pl.DataFrame:
     return interactions.with_columns(relevant=RELEVANT)
-
-
-@dataclass(frozen=True)
-class WindowSize:
-    """The least a time window must hold, in whole days counted back from where it ends: every criterion given
-    (whole days, a share of all the interactions, distinct users), so that it measures something on data of any
-    shape: the simulator's even days, or months of activity that tails off at the end.
-
-    Written as the settings take it: "4d", "12%", "300users", or together, "12% 300users".
-    """
-
-    days: int = 0
-    share: float = 0.0
-    users: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> WindowSize:
-        days, share, users = 0, 0.0, 0
-        parts = text.replace("+", " ").split()
-        for part in parts:
-            try:
-                if part.endswith("%"):
-                    share = float(part[:-1]) / 100
-                elif part.endswith("users"):
-                    users = int(part[: -len("users")])
-                elif part.endswith("d"):
-                    days = int(part[:-1])
-                else:
-                    raise ValueError
-            except ValueError:
-                raise ValueError(f"{part!r} is not a window size: write whole days (4d), a share of the interactions "
-                                 "(12%) or distinct users (300users), or several of them, e.g. '12% 300users'") from None
-        if not parts or days < 0 or users < 0 or not 0 <= share < 1:
-            raise ValueError(f"{text!r}: give at least one of days >= 1, a share in (0%, 100%), users >= 1")
-        return cls(days, share, users)
-
-    def __str__(self) -> str:
-        parts = [f"{self.days}d" if self.days else "", f"{100 * self.share:g}%" if self.share else "",
-                 f"{self.users}users" if self.users else ""]
-        return " ".join(p for p in parts if p)
-
-
-def _trailing_days(interactions: pl.DataFrame, end: datetime, size: WindowSize, total: int, setting: str) -> int:
-    """The fewest whole days before `end` whose interactions meet `size` (`total`: all interactions, for shares)."""
-    days_before = ((pl.lit(end) - pl.col("ts")).dt.total_microseconds() // 86_400_000_000).cast(pl.Int64)
-    per_user = interactions.select("user_id", back=days_before).group_by("user_id").agg(pl.col("back").min())
-    available = int(interactions.select(days_before.max()).item()) + 1 if interactions.height else 0
-    counts = interactions.select(back=days_before)["back"].value_counts().sort("back")
-    by_day = pl.DataFrame({"back": range(available)}).join(counts, on="back", how="left").fill_null(0)
-    cumulative = by_day["count"].cum_sum().to_list()
-    users = per_user["back"].value_counts().sort("back")
-    user_counts = pl.DataFrame({"back": range(available)}).join(users, on="back", how="left").fill_null(0)
-    cumulative_users = user_counts["count"].cum_sum().to_list()
-    for n in range(max(size.days, 1), available + 1):
-        if cumulative[n - 1] >= size.share * total and cumulative_users[n - 1] >= size.users:
-            return n
-    held = (f"all {available} days hold {cumulative[-1] if cumulative else 0} interactions "
-            f"({100 * (cumulative[-1] if cumulative else 0) / max(total, 1):.3g}%) of "
-            f"{cumulative_users[-1] if cumulative_users else 0} users")
-    raise ValueError(f"{setting}={str(size)!r} cannot be met: before {end:%Y-%m-%d} {held}")
 
 
 @dataclass(frozen=True)
@@ -106,9 +48,9 @@ class Cutoffs:
         start = first.replace(hour=0, minute=0, second=0, microsecond=0)
         end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         total = interactions.height
-        test_start = end - timedelta(days=_trailing_days(interactions, end, test, total, settings[1]))
+        test_start = end - timedelta(days=trailing_days(interactions, end, test, total, settings[1]))
         earlier = before(interactions, test_start)
-        retrieval_end = test_start - timedelta(days=_trailing_days(earlier, test_start, ranker, total, settings[0]))
+        retrieval_end = test_start - timedelta(days=trailing_days(earlier, test_start, ranker, total, settings[0]))
         ranker_rows = earlier.height - before(earlier, retrieval_end).height
         retrieval_rows = earlier.height - ranker_rows
         if retrieval_end <= start or retrieval_rows < ranker_rows:

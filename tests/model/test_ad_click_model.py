@@ -14,7 +14,7 @@ from models.metrics import binary_report
 def trained():
     world = simulate(SimulationConfig(n_days=12, n_users=3_000, n_ads=200, n_advertisers=30, impressions_per_day=10_000))
     features = point_in_time_features(world.impressions, world.users, world.ads)
-    labelled = TimeSplit(warmup_days=3, validation_days=2, test_days=2).assign(features)
+    labelled = TimeSplit(warmup_days=3, validation="2d", test="2d").assign(features)
     labelled = labelled.join(world.oracle.select("impression_id", "p_click"), on="impression_id")
     train, validation, test = (labelled.filter(pl.col("split") == s) for s in ("train", "validation", "test"))
     booster, encoder, curve = train_xgboost(train, validation, XGBoostParams(num_boost_round=400))

@@ -137,3 +137,35 @@ def test_bring_your_own_data_runs_the_whole_group_and_says_there_is_no_oracle(sm
     assert evaluation.metadata["oracle"].value == "none: user-provided data has no oracle"
     assert "oracle (true probability)" not in evaluation.metadata["comparison"].value
     assert evaluation.metadata["xgboost_nce"].value < 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("days,per_day", [(5, 1_500), (120, 200)], ids=["a_few_days", "four_months"])
+def test_your_files_of_a_few_days_or_many_months_train_and_evaluate(tmp_path, days, per_day):
+    """Windows sized by the data: the default validation and test windows (10% and 12% of the impressions) and the
+    warm-up fit five days as well as four months whose traffic thins out towards the end."""
+    from datetime import date
+
+    from models.ad_click.simulator import SimulationConfig, simulate
+
+    world = simulate(SimulationConfig(start_date=date(2025, 5, 1), n_days=days, n_users=600, n_ads=80,
+                                      n_advertisers=15, impressions_per_day=per_day, seed=3))
+    impressions = world.impressions
+    if days > 30:  # the last month keeps ever fewer impressions, down to a fifth
+        age = (pl.col("ts") - pl.col("ts").min()).dt.total_days() / days
+        keep = pl.when(age < 0.75).then(1.0).otherwise(1.0 - 3.2 * (age - 0.75))
+        impressions = impressions.filter(pl.int_range(pl.len()).hash(3) % 1000 < keep * 1000)
+    raw = tmp_path / "raw"
+    _write_world(world, raw, impressions)
+    case = case_named("ad_click")
+    defaults = case.settings_type()
+    settings = small_settings_for(case, tmp_path / "state", {"MLSD_AD_CLICK_RAW_DIR": str(raw)}, days=None,
+                                  warmup_days=defaults.warmup_days, validation_window=defaults.validation_window,
+                                  test_window=defaults.test_window)
+    run = run_case(case, settings)
+    evaluation = run.instance.get_latest_materialization_event(dg.AssetKey("ad_click_model_evaluation")).asset_materialization
+    assert evaluation.metadata["xgboost_nce"].value > 0
+    split = pl.read_parquet(settings.lake_dir / "assets" / "ad_click_training_data.parquet")
+    share = split.group_by("split").len().with_columns(share=pl.col("len") / impressions.height)
+    shares = dict(zip(share["split"], share["share"]))
+    assert shares["test"] >= 0.12 and shares["validation"] >= 0.10 and shares["train"] > 0, shares

@@ -1,0 +1,71 @@
+"""Time windows sized by the data: how much a validation or test window must hold, whatever the data's shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class WindowSize:
+    """The least a time window must hold, in whole days counted back from where it ends: every criterion given
+    (whole days, a share of all the rows, distinct users), so that it measures something on data of any
+    shape: the simulator's even days, or months of activity that tails off at the end.
+
+    Written as the settings take it: "4d", "12%", "300users", or together, "12% 300users".
+    """
+
+    days: int = 0
+    share: float = 0.0
+    users: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> WindowSize:
+        days, share, users = 0, 0.0, 0
+        parts = text.replace("+", " ").split()
+        for part in parts:
+            try:
+                if part.endswith("%"):
+                    share = float(part[:-1]) / 100
+                elif part.endswith("users"):
+                    users = int(part[: -len("users")])
+                elif part.endswith("d"):
+                    days = int(part[:-1])
+                else:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"{part!r} is not a window size: write whole days (4d), a share of the rows "
+                                 "(12%) or distinct users (300users), or several of them, e.g. '12% 300users'") from None
+        if not parts or days < 0 or users < 0 or not 0 <= share < 1:
+            raise ValueError(f"{text!r}: give at least one of days >= 1, a share in (0%, 100%), users >= 1")
+        return cls(days, share, users)
+
+    def __str__(self) -> str:
+        parts = [f"{self.days}d" if self.days else "", f"{100 * self.share:g}%" if self.share else "",
+                 f"{self.users}users" if self.users else ""]
+        return " ".join(p for p in parts if p)
+
+
+def trailing_days(
+    rows: pl.DataFrame, end: datetime, size: WindowSize, total: int, setting: str, users: str = "user_id"
+) -> int:
+    """The fewest whole days before `end` whose rows meet `size` (`total`: all the rows, for shares; `users`: the
+    column whose distinct values count as users); an error naming `setting` when no number of days does."""
+    days_before = ((pl.lit(end) - pl.col("ts")).dt.total_microseconds() // 86_400_000_000).cast(pl.Int64)
+    per_user = rows.select(users, back=days_before).group_by(users).agg(pl.col("back").min())
+    available = int(rows.select(days_before.max()).item()) + 1 if rows.height else 0
+    counts = rows.select(back=days_before)["back"].value_counts().sort("back")
+    by_day = pl.DataFrame({"back": range(available)}).join(counts, on="back", how="left").fill_null(0)
+    cumulative = by_day["count"].cum_sum().to_list()
+    newest = per_user["back"].value_counts().sort("back")  # each user counted on the day nearest the end
+    user_counts = pl.DataFrame({"back": range(available)}).join(newest, on="back", how="left").fill_null(0)
+    cumulative_users = user_counts["count"].cum_sum().to_list()
+    for n in range(max(size.days, 1), available + 1):
+        if cumulative[n - 1] >= size.share * total and cumulative_users[n - 1] >= size.users:
+            return n
+    held = (f"all {available} days hold {cumulative[-1] if cumulative else 0} rows "
+            f"({100 * (cumulative[-1] if cumulative else 0) / max(total, 1):.3g}%) of "
+            f"{cumulative_users[-1] if cumulative_users else 0} users")
+    raise ValueError(f"{setting}={str(size)!r} cannot be met: before {end:%Y-%m-%d} {held}")
