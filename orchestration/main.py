@@ -51,12 +51,19 @@ def quiet_libraries(state_dir) -> str:
     return str(folder / "main.log")
 
 
-def _failed_checks(result) -> dict[str, str]:
-    return {
-        e.asset_check_key.name: (e.metadata["summary"].value if "summary" in e.metadata else "failed")
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
-    }
+def _failed_checks(result, gate: str | None = None) -> dict[str, str]:
+    """Checks that failed with ERROR severity, and the `gate` (a promotion check) however it failed. Any other
+    warning blocks nothing: the run goes on, and the main command prints it."""
+    failed = {}
+    for e in result.get_asset_check_evaluations():
+        summary = e.metadata["summary"].value if "summary" in e.metadata else "failed"
+        if e.passed:
+            continue
+        if e.severity == dg.AssetCheckSeverity.ERROR or e.asset_check_key.name == gate:
+            failed[e.asset_check_key.name] = summary
+        else:
+            print(f"  warning: {e.asset_check_key.name}: {summary}", flush=True)
+    return failed
 
 
 def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, **kwargs):
@@ -112,7 +119,7 @@ class Runner:
         print(f"[{case.name}] training: {what}...", flush=True)
         started = time.monotonic()
         result = _execute(self.defs.resolve_job_def(job), self.instance, tags=tags)
-        failed = _failed_checks(result)
+        failed = _failed_checks(result, gate=check)
         decision = failed.pop(check, None)
         if failed or _step_failures(result) or not result.success:
             _fail(f"{case.name} training run", result, {check: decision, **failed} if decision else failed)

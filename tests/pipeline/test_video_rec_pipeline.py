@@ -162,15 +162,15 @@ def _ratings_shaped_world(seed: int = 5, users: int = 700, movies: int = 900, mo
         ts=pl.when(pl.col("upload_ts").is_null()).then("ts").otherwise(pl.col("upload_ts") - timedelta(days=3))
     ).drop("upload_ts")
     users_frame = pl.DataFrame({"user_id": [f"u{u}" for u in range(users)],
-                                "age": rng.integers(16, 70, users).tolist(),
+                                "age": [150, *rng.integers(16, 70, users - 1).tolist()],  # one typo: a warning
                                 "gender": rng.choice(["f", "m"], users).tolist(), "country": ["us"] * users})
     return users_frame, videos, interactions, bad.height
 
 
 @pytest.mark.slow
 def test_months_of_ratings_shaped_data_quarantine_the_early_views_and_size_the_windows(tmp_path):
-    """Bring-your-own-data of another shape (issue: data quality as policy): the 0.2% of views before their video's
-    release are quarantined and counted, the windows grow until they hold enough, and a challenger is trained."""
+    """Bring-your-own-data of another shape: the 0.2% of views before their video's release are quarantined and
+    counted, a mistyped age only warns, the windows grow until they hold enough, and a challenger is trained."""
     users, videos, interactions, early = _ratings_shaped_world()
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -196,6 +196,15 @@ def test_months_of_ratings_shaped_data_quarantine_the_early_views_and_size_the_w
     assert _metadata(instance, "video_rec_interactions")["quarantined_rows"].value == early
     assert _metadata(instance, "video_rec_interactions_quarantine")["dagster/row_count"].value == early
     assert _table(settings, "video_rec_interactions").height == interactions.height - early
+
+    records = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    checks = {r.event_log_entry.dagster_event.event_specific_data.check_name: r.event_log_entry.dagster_event.event_specific_data
+              for r in records}
+    users_check = checks["video_rec_users_valid"]  # the mistyped age warns and blocks nothing
+    assert not users_check.passed and users_check.severity == dg.AssetCheckSeverity.WARN
+    assert "age" in users_check.metadata["warnings"].value
+    assert checks["video_rec_interactions_valid"].passed
+    assert checks["video_rec_interactions_valid"].metadata["quarantined_rows"].value == early
 
     labeled = _table(settings, "video_rec_labeled_interactions")
     test_users = labeled.filter(pl.col("window") == "test")["user_id"].n_unique()
