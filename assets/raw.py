@@ -73,17 +73,22 @@ def build_raw_table(
             return {**frame_metadata(part), "by_expectation": dg.MetadataValue.md(
                 "| expectation | rows |\n|---|---|\n" + "\n".join(f"| {e} | {n} |" for e, n in counts.iter_rows()))}
 
-        extra = {"quarantined_rows": quarantined.height, "quarantine_share": quarantined.height / max(validated.height, 1)}
+        def counted(part: pl.DataFrame, set_aside: pl.DataFrame) -> dict[str, Any]:
+            return {"quarantined_rows": set_aside.height,
+                    "quarantine_share": set_aside.height / max(part.height + set_aside.height, 1)}
+
         if windows is None:
-            yield dg.MaterializeResult(asset_key=name, value=kept, metadata={**metadata_of(None, kept), **extra})
+            yield dg.MaterializeResult(asset_key=name, value=kept,
+                                       metadata={**metadata_of(None, kept), **counted(kept, quarantined)})
             yield dg.MaterializeResult(asset_key=quarantine_name, value=quarantined,
                                        metadata=quarantine_metadata(None, quarantined))
             yield _checked(check_result(result, chosen), name, check_name)
             return
+        set_aside = split_by_time(quarantined, windows)
         yield per_partition_result(context, split_by_time(kept, windows),
-                                   lambda key, part: {**metadata_of(key, part), **extra}, dg.AssetKey(name))
-        yield per_partition_result(context, split_by_time(quarantined, windows), quarantine_metadata,
-                                   dg.AssetKey(quarantine_name))
+                                   lambda key, part: {**metadata_of(key, part), **counted(part, set_aside[key])},
+                                   dg.AssetKey(name))
+        yield per_partition_result(context, set_aside, quarantine_metadata, dg.AssetKey(quarantine_name))
         yield _checked(check_result(result, chosen, partition=partition_label(windows)), name, check_name)
 
     # Dagster reads the inputs from the signature: declare each reference by name.

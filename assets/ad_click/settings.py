@@ -21,7 +21,7 @@ class AdClickSettings:
     ads: int = 1_500
     advertisers: int = 150
     impressions_per_day: int = 60_000
-    warmup_days: int = 7  # at most: half the days before validation when there are few
+    warmup_days: int = 7  # or half the days before validation, when these would leave no day to train on
     # How much the validation and test windows hold, at least (whole days back from the end): "4d", "12%" of the
     # impressions, "300users", or several together. On the simulator's 28 even days: 3 and 4 days.
     validation_window: str = "10%"

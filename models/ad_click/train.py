@@ -19,9 +19,9 @@ SPLITS = ("train", "validation", "test")
 @dataclass(frozen=True)
 class TimeSplit:
     """The last whole days that hold `test` are the test window, the days before them that hold `validation` the
-    validation window (models.windows.WindowSize: days, a share of the rows, users). The first days are warm-up,
-    their look-back history incomplete: `warmup_days`, or half the days left before validation if that is fewer,
-    so that a few days of data still train. `settings` name the sizes in errors."""
+    validation window (models.windows.WindowSize: days, a share of the rows, users). The first `warmup_days` are
+    warm-up, their look-back history incomplete; when they would leave no day to train on, half the days before
+    validation are, so that a few days of data still train. `settings` name the sizes in errors."""
 
     warmup_days: int = 7
     validation: str = "10%"
@@ -41,7 +41,9 @@ class TimeSplit:
         validation_days = trailing_days(earlier, test_start, WindowSize.parse(self.validation), total, self.settings[1])
         validation_start = test_start - timedelta(days=validation_days)
         before_validation = (validation_start - start).days
-        warmup = min(self.warmup_days, before_validation // 2)
+        # The warm-up is the look-back of the longest feature window; on data too short to keep it and still train,
+        # half the days before validation.
+        warmup = self.warmup_days if before_validation > self.warmup_days else before_validation // 2
         train_start = start + timedelta(days=warmup)
         if train_start >= validation_start or features.filter(
             (pl.col("ts") >= train_start) & (pl.col("ts") < validation_start)
