@@ -71,22 +71,34 @@ def test_ad_click_pipeline_lands_in_postgres_mlflow_server_and_redis(production_
     assert snapshot["records"] == keys > 0
 
 
-def test_mlflow_server_restart_mid_way(production_stack, production_ad_click, tmp_path):
+def test_mlflow_server_and_redis_restart_mid_way(production_stack, production_ad_click, tmp_path):
+    """Each server stopped in turn: training fails naming it, and the failed run is on record; restarted, they
+    kept everything, and one retraining (after both) registers a new version and republishes the features."""
     stack, client = production_stack, _mlflow(production_stack)
     uri = stack.url("MLSD_MLFLOW_TRACKING_URI")
     versions_before = {str(v.version) for v in client.search_model_versions("name='ad_click_ctr'")}
+    snapshot, keys = _online_snapshot(stack)
 
     stack.stack_command("stop", "mlflow")
     failed = stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
     assert failed.returncode != 0
     assert f"MLflow tracking server at {uri} is not reachable" in failed.stderr + failed.stdout
     assert dagster_runs(stack)[-1] == ("ad_click_training_job", "FAILURE")  # the failed run is on record
-
     assert "mlflow: started" in stack.stack_command("up").stdout
+
+    stack.stack_command("stop", "redis")
+    failed = stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
+    assert failed.returncode != 0
+    address = urlparse(stack.url("MLSD_ONLINE_STORE_URL"))
+    message = failed.stderr + failed.stdout
+    assert f"online feature store (Redis) at redis://:***@{address.hostname}:{address.port}/0 is not reachable" in message
+    assert address.password not in message
+    assert "redis: started" in stack.stack_command("up").stdout
+    assert _online_snapshot(stack) == (snapshot, keys), "Redis kept the published features across its restart"
+
     rerun = stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert dagster_runs(stack)[-1] == ("ad_click_training_job", "SUCCESS")
-
     versions_after = {str(v.version) for v in client.search_model_versions("name='ad_click_ctr'")}
     assert versions_before < versions_after, "the re-run registers a new version and keeps every earlier one"
     # Retrained on the same data, the challenger is no better beyond the interval: the first champion still serves.
@@ -98,23 +110,5 @@ def test_mlflow_server_restart_mid_way(production_stack, production_ad_click, tm
         source = client.get_logged_model(source.removeprefix("models:/")).artifact_location
     folder = mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri, dst_path=str(tmp_path))
     assert (Path(folder) / "MLmodel").exists(), "version 1's artifacts are still served after the restart"
-
-
-def test_redis_restart_mid_way(production_stack, production_ad_click):
-    stack = production_stack
-    snapshot, keys = _online_snapshot(stack)
-
-    stack.stack_command("stop", "redis")
-    failed = stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
-    assert failed.returncode != 0
-    address = urlparse(stack.url("MLSD_ONLINE_STORE_URL"))
-    message = failed.stderr + failed.stdout
-    assert f"online feature store (Redis) at redis://:***@{address.hostname}:{address.port}/0 is not reachable" in message
-    assert address.password not in message
-
-    assert "redis: started" in stack.stack_command("up").stdout
-    assert _online_snapshot(stack) == (snapshot, keys), "Redis kept the published features across its restart"
-    rerun = stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
     republished, republished_keys = _online_snapshot(stack)
     assert republished_keys == republished["records"] > 0
