@@ -17,9 +17,11 @@ def suite_check(frame: pl.DataFrame, suite: Suite, **extra_metadata: Any) -> dg.
     return check_result(run_suite(frame, suite), suite, **extra_metadata)
 
 
-def check_result(result: SuiteResult, suite: Suite, **extra: Any) -> dg.AssetCheckResult:
+def check_result(result: SuiteResult, suite: Suite, *, asset_key: str | None = None, check_name: str | None = None,
+                 **extra: Any) -> dg.AssetCheckResult:
     """A failure fails the check (blocking what is downstream); warnings alone show it as a warning, which blocks
-    nothing; quarantined rows within their limits pass, counted."""
+    nothing; quarantined rows within their limits pass, counted. `asset_key` and `check_name` name the check when
+    its asset yields it."""
     metadata: dict[str, Any] = result.metadata()
     for key in ("failed_expectations", "quarantined_by", "warnings"):
         metadata[key] = dg.MetadataValue.md(metadata[key])
@@ -27,7 +29,8 @@ def check_result(result: SuiteResult, suite: Suite, **extra: Any) -> dg.AssetChe
     metadata["policies"] = dg.MetadataValue.md(policy_markdown([(suite.name, suite)]))
     metadata.update(extra)
     severity = dg.AssetCheckSeverity.ERROR if result.failures else dg.AssetCheckSeverity.WARN
-    return dg.AssetCheckResult(passed=result.success and not result.warnings, metadata=metadata, severity=severity)
+    return dg.AssetCheckResult(passed=result.success and not result.warnings, metadata=metadata, severity=severity,
+                               asset_key=asset_key, check_name=check_name)
 
 
 def images_markdown(images: dict[str, bytes]) -> dg.MetadataValue:

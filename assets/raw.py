@@ -82,14 +82,14 @@ def build_raw_table(
                                        metadata={**metadata_of(None, kept), **counted(kept, quarantined)})
             yield dg.MaterializeResult(asset_key=quarantine_name, value=quarantined,
                                        metadata=quarantine_metadata(None, quarantined))
-            yield _checked(check_result(result, chosen), name, check_name)
+            yield check_result(result, chosen, asset_key=name, check_name=check_name)
             return
         set_aside = split_by_time(quarantined, windows)
         yield per_partition_result(context, split_by_time(kept, windows),
                                    lambda key, part: {**metadata_of(key, part), **counted(part, set_aside[key])},
                                    dg.AssetKey(name))
         yield per_partition_result(context, set_aside, quarantine_metadata, dg.AssetKey(quarantine_name))
-        yield _checked(check_result(result, chosen, partition=partition_label(windows)), name, check_name)
+        yield check_result(result, chosen, asset_key=name, check_name=check_name, partition=partition_label(windows))
 
     # Dagster reads the inputs from the signature: declare each reference by name.
     parameters = [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -115,7 +115,3 @@ def build_raw_table(
     )(raw_table)
     return [asset]
 
-
-def _checked(result: dg.AssetCheckResult, asset: str, check: str) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(asset_key=asset, check_name=check, passed=result.passed, metadata=result.metadata,
-                               severity=result.severity)
