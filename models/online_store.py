@@ -49,6 +49,10 @@ class OnlineStore(ABC):
             return [None] * len(keys)
         return self.get_in(info.snapshot_id, entity, keys)
 
+    def get_many(self, snapshot_id: str, wanted: dict[str, Sequence[str]]) -> dict[str, list[dict | None]]:
+        """Records of several entities in one round trip where the backend allows: {entity: records of keys}."""
+        return {entity: self.get_in(snapshot_id, entity, keys) for entity, keys in wanted.items()}
+
     @abstractmethod
     def current(self) -> SnapshotInfo | None: ...
 
@@ -166,6 +170,12 @@ class RedisOnlineStore(OnlineStore):
         present = [k for k in keys if k is not None]
         values = dict(zip(present, self.client.mget([self._key(snapshot_id, entity, k) for k in present]))) if present else {}
         return [json.loads(values[k]) if k is not None and values.get(k) else None for k in keys]
+
+    def get_many(self, snapshot_id, wanted):
+        pairs = [(entity, key) for entity, keys in wanted.items() for key in keys if key is not None]
+        raw = self.client.mget([self._key(snapshot_id, e, k) for e, k in pairs]) if pairs else []
+        found = {pair: json.loads(value) for pair, value in zip(pairs, raw) if value}
+        return {entity: [found.get((entity, k)) for k in keys] for entity, keys in wanted.items()}
 
     def _write(self, snapshot_id, records):
         count = 0

@@ -45,3 +45,9 @@ class AdClickModel(mlflow.pyfunc.PythonModel):
             enable_categorical=True,
         )
         return self.booster.predict(matrix, iteration_range=(0, self.best_iteration + 1))
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """The online path: an already encoded design matrix (models.ad_click.serving.RequestFeatures')."""
+        from models.ad_click.train import predict_in_place
+
+        return predict_in_place(self.booster, matrix, self.best_iteration)

@@ -172,6 +172,12 @@ def predict_xgboost(booster, encoder: CategoryEncoder, frame: pl.DataFrame) -> n
     return booster.predict(_dmatrix(encoder, frame), iteration_range=(0, booster.best_iteration + 1))
 
 
+def predict_in_place(booster, matrix: np.ndarray, best_iteration: int) -> np.ndarray:
+    """Probabilities for an encoded float32 design matrix (CategoryEncoder.transform's), with no DMatrix: the
+    booster knows its feature types, and in-place prediction skips the copy (a third of a 50-row request's cost)."""
+    return booster.inplace_predict(matrix, iteration_range=(0, best_iteration + 1), validate_features=False)
+
+
 def baseline_frame(frame: pl.DataFrame) -> pd.DataFrame:
     """Input of the logistic-regression baseline: the feature columns as pandas."""
     return frame.select(FEATURE_COLUMNS).to_pandas()
