@@ -34,6 +34,8 @@ setup() {
     fi
     # The Redis online store, the production stack and their tests need Debian's redis-server and PostgreSQL.
     debian_package redis-server redis-server
+    # wrk: the serving benchmarks' and overload tests' load generator (bench/serving_kit.py).
+    debian_package wrk wrk
     ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || debian_package postgresql pg_ctl
     mkdir -p "$DAGSTER_HOME"
     if [ ! -f "$DAGSTER_HOME/dagster.yaml" ]; then

@@ -14,7 +14,7 @@ from typing import Annotated
 import bentoml
 from pydantic import BaseModel, Field, StringConstraints, create_model, model_validator
 
-from bentos.base import Id, Strict, strict_requests
+from bentos.base import Id, Strict, online_service, service_config
 
 MODEL_NAME = "ad_click_ctr"
 try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
@@ -22,6 +22,12 @@ try:  # written by bentos/package.py into each build: the bento serves exactly t
 except ImportError:  # running from the source tree
     MODEL_TAG = f"{MODEL_NAME}:latest"
 MAX_CANDIDATES = 500
+# The longest a /rank request may wait for its worker, and how many it admits at once; past either, 503 with
+# Retry-After (bentos/base.py ShedLoad). Six 50-candidate requests take about 10 ms of a worker; chosen by
+# measurement at 800, 1,200 and 2,400 requests/s (README, "Serving capacity"): 20 ms and 10 let accepted requests'
+# p99 reach 146 ms at twice capacity, 12 ms and 6 kept it at 25 ms.
+MAX_QUEUE_MS = 12
+MAX_IN_FLIGHT = 6
 MAX_ROWS = 10_000
 FLOAT32_LIMIT = 3.0e38
 
@@ -89,20 +95,21 @@ class ScoreResponse(BaseModel):
     model_version: str
 
 
-# Two worker processes, one per core of the target machine: one Python process cannot use both.
-@strict_requests(max_body_bytes=32 * 1024 * 1024)  # /score takes up to 10,000 rows: about 25 MiB of JSON
-@bentoml.service(traffic={"timeout": 10, "max_concurrency": 64}, workers=2)
+@online_service(max_queue_ms=MAX_QUEUE_MS, max_in_flight=MAX_IN_FLIGHT, max_body_bytes=32 * 1024 * 1024)  # /score: 10,000 rows, ~25 MiB
+@bentoml.service(**service_config())
 class AdClickRanker:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
         import bentoml.mlflow
 
+        from models.ad_click.serving import RequestFeatures
         from models.online_store import open_store
 
-        # The pyfunc model's own polars path: features come from this service's typed code, so MLflow's per-call
-        # signature check and the pandas round trip (about 15 ms of a 50-candidate request) buy nothing here.
+        # The pyfunc model's own fast paths: features come from this service's typed code, so MLflow's per-call
+        # signature check and the pandas round trip buy nothing here.
         self.model = bentoml.mlflow.load_model(self.model_ref).unwrap_python_model()
+        self.model.booster.set_param({"nthread": 1})  # one worker per core: a second thread would only contend
         self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
         url = os.environ.get("MLSD_ONLINE_STORE_URL")
         self.store = open_store(url, "ad_click") if url else None
@@ -113,12 +120,10 @@ class AdClickRanker:
             self.realtime = RealtimeAggregates(realtime_url)
         else:
             self.realtime = None
-
-    def _predict(self, features) -> list[float]:
-        return [float(p) for p in self.model.predict_frame(features)]
+        self.features = RequestFeatures(self.store, self.model.encoder.vocabularies, self.realtime) if self.store else None
 
     @bentoml.api(input_spec=RankRequest, output_spec=RankResponse)
-    def rank(
+    async def rank(
         self,
         user_id: str,
         candidates: list[Candidate],
@@ -127,42 +132,47 @@ class AdClickRanker:
         slots: list[int] | None = None,
     ) -> RankResponse:
         """Rank candidate ads for a user by predicted click probability."""
-        import polars as pl
+        return self.ranked(user_id, [c.ad_id if isinstance(c, Candidate) else c["ad_id"] for c in candidates],
+                           device, ts, slots)
 
-        from models.ad_click.features import online_features
-        from models.ad_click.serving import fetch_features
-
-        request = RankRequest.model_construct(user_id=user_id, candidates=candidates, device=device, ts=ts, slots=slots)
-        slots = request.slots or list(range(1, len(request.candidates) + 1))
-        ts = (request.ts or datetime.now(timezone.utc)).astimezone(timezone.utc)
-        rows = pl.DataFrame(
-            {
-                "user_id": [request.user_id] * len(request.candidates),
-                "ad_id": [c.ad_id for c in request.candidates],
-                "ts": [ts] * len(request.candidates),
-                "position": [slots[0]] * len(request.candidates),
-                "device": [request.device] * len(request.candidates),
-            },
-            schema_overrides={"ts": pl.Datetime("us", "UTC"), "position": pl.Int64},
-        )
-        if self.store is None:
-            features = online_features(rows, _empty_records(rows.height))
+    def ranked(self, user_id: str, ad_ids: list[str], device: str, ts: datetime | None, slots: list[int] | None
+               ) -> RankResponse:
+        """The ranking itself, computed on the worker's event loop (bentos/base.py ShedLoad says why): the store
+        reads are local (SQLite) or a loopback Redis round trip, and most records are held after their first read."""
+        slots = slots or list(range(1, len(ad_ids) + 1))
+        ts = (ts or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        if self.features is None:
+            matrix = self._cold_start_matrix(user_id, ad_ids, ts, slots[0], device)
             fallbacks, snapshot = ["online store not configured (MLSD_ONLINE_STORE_URL): cold-start defaults"], None
         else:
-            features, fallbacks = fetch_features(self.store, rows, realtime=self.realtime)
-            info = self.store.current()
+            matrix, fallbacks, info = self.features.matrix(user_id, ad_ids, ts, slots[0], device)
             snapshot = info.as_of if info else None
-        scores = self._predict(features)
+        scores = self.model.predict_matrix(matrix).tolist()
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         ranked = [
-            RankedAd(ad_id=request.candidates[i].ad_id, rank=r + 1, score=scores[i], slot=slots[r] if r < len(slots) else None)
+            RankedAd(ad_id=ad_ids[i], rank=r + 1, score=scores[i], slot=slots[r] if r < len(slots) else None)
             for r, i in enumerate(order)
         ]
         return RankResponse(ranked=ranked, model_version=self.model_version, feature_snapshot=snapshot, fallbacks=fallbacks)
 
+    def _cold_start_matrix(self, user_id, ad_ids, ts, position, device):
+        import polars as pl
+
+        from models.ad_click.features import online_features
+
+        n = len(ad_ids)
+        rows = pl.DataFrame(
+            {"user_id": [user_id] * n, "ad_id": ad_ids, "ts": [ts] * n, "position": [position] * n, "device": [device] * n},
+            schema_overrides={"ts": pl.Datetime("us", "UTC"), "position": pl.Int64},
+        )
+        return self.model.encoder.transform(online_features(rows, _empty_records(n)))
+
     @bentoml.api(input_spec=ScoreRequest, output_spec=ScoreResponse)
     def score(self, rows: list) -> ScoreResponse:
-        """Click probabilities for feature rows (batch scoring; the columns of the training features)."""
+        """Click probabilities for feature rows (batch scoring; the columns of the training features).
+
+        A plain def: BentoML runs it on a worker thread, so a batch of 10,000 rows does not hold up /rank's loop.
+        """
         import polars as pl
 
         from models.ad_click.features import FEATURE_COLUMNS, FEATURE_SCHEMA
@@ -171,7 +181,7 @@ class AdClickRanker:
             [row.model_dump() if isinstance(row, BaseModel) else row for row in rows],
             schema={c: pl.String if FEATURE_SCHEMA[c] == pl.String else pl.Float64 for c in FEATURE_COLUMNS},
         )
-        return ScoreResponse(scores=self._predict(frame), model_version=self.model_version)
+        return ScoreResponse(scores=self.model.predict_frame(frame).tolist(), model_version=self.model_version)
 
 
 def _empty_records(n: int) -> dict:

@@ -14,7 +14,7 @@ from typing import Annotated
 import bentoml
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from bentos.base import Id, Strict, strict_requests
+from bentos.base import Id, Strict, online_service, service_config
 
 MODEL_NAME = "video_rec_recommender"
 try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
@@ -59,9 +59,16 @@ class RecommendResponse(BaseModel):
     state_as_of: str
 
 
-# Two worker processes, one per core of the target machine; each computes with one thread.
-@strict_requests
-@bentoml.service(traffic={"timeout": 10, "max_concurrency": 64}, workers=2)
+# The longest a request may wait for its worker, and how many it admits at once; past either, 503 with Retry-After
+# (bentos/base.py ShedLoad). A request over a 100k-video catalogue takes about 25 ms of a worker
+# (bench/video_serving.py): two admitted and 40 ms of wait keep an accepted request within about 100 ms.
+MAX_QUEUE_MS = 40
+MAX_IN_FLIGHT = 2
+
+
+# Each worker computes with one thread (service_config: one worker per core).
+@online_service(max_queue_ms=MAX_QUEUE_MS, max_in_flight=MAX_IN_FLIGHT)
+@bentoml.service(**service_config())
 class VideoRecommender:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
@@ -77,10 +84,10 @@ class VideoRecommender:
         self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
 
     @bentoml.api(input_spec=RecommendRequest, output_spec=RecommendResponse)
-    def recommend(
+    async def recommend(
         self, user_id: str, k: int = 10, context: UserContext | None = None, exclude_video_ids: list[str] | None = None
     ) -> RecommendResponse:
-        """Top-k homepage videos for a user."""
+        """Top-k homepage videos for a user (computed on the worker's event loop: bentos/base.py ShedLoad)."""
         from models.video_rec.recommender import UserContext as Context
 
         request = RecommendRequest.model_construct(user_id=user_id, k=k, context=context, exclude_video_ids=exclude_video_ids or [])

@@ -227,13 +227,21 @@ def test_the_fuzz_report_counts_every_request(strict):
 CHECK_SERVICES = """
 import bentos.ad_click.service as ad_click
 import bentos.video_rec.service as video_rec
-from bentos.base import MAX_BODY_BYTES, StrictJSONRequests, strict_requests
+from bentos.base import MAX_BODY_BYTES, RecycleConnections, ShedLoad, StrictJSONRequests, online_service, strict_requests
 
-# The ad click service allows more: /score takes up to 10,000 feature rows, about 25 MiB of JSON.
-for service, routes, limit in ((ad_click.AdClickRanker, ["/rank", "/score"], 32 * 1024 * 1024),
-                               (video_rec.VideoRecommender, ["/recommend"], MAX_BODY_BYTES)):
-    assert service.middlewares == [(StrictJSONRequests, {"routes": routes, "max_body_bytes": limit})], (
-        service.name, service.middlewares)
+# Every online service carries the serving kit, outermost first; ad click's /score takes up to 10,000 feature rows,
+# about 25 MiB of JSON.
+for module, service, routes, limit in (
+    (ad_click, ad_click.AdClickRanker, ["/rank", "/score"], 32 * 1024 * 1024),
+    (video_rec, video_rec.VideoRecommender, ["/recommend"], MAX_BODY_BYTES),
+):
+    assert service.middlewares == [
+        (RecycleConnections, {"routes": routes, "requests_per_connection": 100}),
+        (ShedLoad, {"routes": routes, "max_queue_ms": module.MAX_QUEUE_MS, "max_in_flight": module.MAX_IN_FLIGHT}),
+        (StrictJSONRequests, {"routes": routes, "max_body_bytes": limit}),
+    ], (service.name, service.middlewares)
+    assert service.config["workers"] == 2 and service.config["traffic"] == {"timeout": 1.0}, service.config
+    assert service.config["logging"]["access"]["enabled"] is False, service.config
 import bentoml
 from bentos.base import api_routes
 
@@ -249,12 +257,13 @@ class Prefixed:
 
 
 assert api_routes(bentoml.service(path_prefix="/v1/")(Prefixed)) == ["/v1/one", "/v1/two", "/v1/two/submit"]
-try:
-    strict_requests(type("NotAService", (), {}))
-except TypeError as exc:
-    assert "above @bentoml.service" in str(exc), exc
-else:
-    raise AssertionError("strict_requests took a plain class")
+for decorator in (strict_requests, online_service(max_queue_ms=10, max_in_flight=4)):
+    try:
+        decorator(type("NotAService", (), {}))
+    except TypeError as exc:
+        assert "above @bentoml.service" in str(exc), exc
+    else:
+        raise AssertionError(f"{decorator} took a plain class")
 print("checked")
 """
 

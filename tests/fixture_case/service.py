@@ -5,7 +5,7 @@ from __future__ import annotations
 import bentoml
 from pydantic import BaseModel, Field
 
-from bentos.base import Strict, strict_requests
+from bentos.base import Strict, online_service, service_config
 
 try:  # written by bentos/package.py into each build
     from tests.fixture_case.model_tag import MODEL_TAG
@@ -22,8 +22,8 @@ class PredictResponse(BaseModel):
     model_version: str
 
 
-@strict_requests
-@bentoml.service(traffic={"timeout": 10})
+@online_service(max_queue_ms=20, max_in_flight=10)
+@bentoml.service(**service_config(workers=1))
 class FixtureService:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
@@ -34,7 +34,7 @@ class FixtureService:
         self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
 
     @bentoml.api(input_spec=PredictRequest, output_spec=PredictResponse)
-    def predict(self, x: list[float]) -> PredictResponse:
+    async def predict(self, x: list[float]) -> PredictResponse:
         """Predictions of the champion line for each x."""
         return PredictResponse(predictions=[self.model.slope * v + self.model.intercept for v in x],
                                model_version=self.model_version)
