@@ -1,180 +1,159 @@
-"""Load benchmark of the served ad click bento on loopback, next to the raw model in-process on the same rows.
+"""Serving capacity of the ad click bento on loopback, next to the bare floor of the same HTTP stack.
 
-Needs what `./dev.sh run` makes: the built bento and the published online features. Starts `bentoml serve` on a
-free port, measures, and stops it.
+Needs what `./dev.sh run` makes: the built bento and the published online features.
 
-    ./dev.sh bench serving [--rate 200] [--seconds 15]
+    ./dev.sh bench serving [--burst 30] [--soak 600]
 
-Latency of a request is measured from its scheduled send time (open loop), so queueing under load counts.
+In one run: the per-request CPU of each part of the served path (in-process, on the same requests) beside the CPU
+the workers spend per request under load; the floor (bench/floor_service.py: the same stack and settings answering
+the same bodies with no work) and the bento side by side: capacity (`wrk`, closed loop), one client, latency at 80%
+of capacity (paced `wrk`), twice capacity (open loop: statuses, 503 latency, accepted latency), and with --soak a
+paced run at 80% reporting errors and the workers' memory over time. README, "Serving capacity", has the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import random
-import threading
+import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
-
+from bench import serving_kit as kit
 from bentos.server import serving
 
-
-def _percentiles(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return f"p50 {p(0.50):.2f} ms, p99 {p(0.99):.2f} ms (n={len(ordered)})"
+CANDIDATES = 50
 
 
-def _requests(store_url: str, n: int, candidates: int, seed: int = 0) -> list[dict]:
+def request_bodies(store_url: str, n: int, candidates: int, seed: int = 0) -> list[bytes]:
+    """Distinct ranking requests for known users and ads, at the published snapshot's time."""
     from models.online_store import open_store
 
     store = open_store(store_url, "ad_click")
     info = store.current()
+    store.close()
     if info is None:
         raise SystemExit("the online store has no snapshot: run ./dev.sh run first")
-    store.close()
     rng = random.Random(seed)
-    ts = info.as_of
     return [
-        {
-            "user_id": f"u{rng.randrange(20_000):07d}",
-            "candidates": [{"ad_id": f"ad{a:06d}"} for a in rng.sample(range(1_500), candidates)],
-            "device": "mobile",
-            "ts": ts,
-        }
+        json.dumps({"user_id": f"u{rng.randrange(20_000):07d}",
+                    "candidates": [{"ad_id": f"ad{a:06d}"} for a in rng.sample(range(1_500), candidates)],
+                    "device": "mobile", "ts": info.as_of}).encode()
         for _ in range(n)
     ]
 
 
-def _in_process(store_url: str, payloads: list[dict], bento_tag: str) -> tuple[list[float], list[float]]:
-    """Feature assembly + model, and model alone, in this process on the same requests."""
-    import bentoml
-    import polars as pl
-
-    from models.ad_click.serving import fetch_features
-    from models.online_store import open_store
-
-    model_tag = bentoml.bentos.get(bento_tag).info.all_models[0].tag
-    model = bentoml.mlflow.load_model(str(model_tag)).unwrap_python_model()  # as the service does
-    store = open_store(store_url, "ad_click")
-    full, predict_only = [], []
-    for payload in payloads:
-        n = len(payload["candidates"])
-        rows = pl.DataFrame(
-            {"user_id": [payload["user_id"]] * n, "ad_id": [c["ad_id"] for c in payload["candidates"]],
-             "ts": [datetime.fromisoformat(payload["ts"])] * n, "position": [1] * n, "device": ["mobile"] * n},
-            schema_overrides={"ts": pl.Datetime("us", "UTC")},
-        )
-        start = time.perf_counter()
-        features, _ = fetch_features(store, rows)
-        middle = time.perf_counter()
-        model.predict_frame(features)
-        end = time.perf_counter()
-        full.append(end - start)
-        predict_only.append(end - middle)
-    store.close()
-    return full, predict_only
+def _timed(function, items, repeat: int = 3) -> float:
+    """Mean ms per call of `function(item)` over `items`, after one warm pass."""
+    for item in items:
+        function(item)
+    started = time.perf_counter()
+    for _ in range(repeat):
+        for item in items:
+            function(item)
+    return (time.perf_counter() - started) / (repeat * len(items)) * 1000
 
 
-def _sequential(client: httpx.Client, url: str, payloads: list[dict]) -> tuple[list[float], int]:
-    latencies, errors = [], 0
-    for payload in payloads:
-        start = time.perf_counter()
-        response = client.post(url, json=payload)
-        latencies.append(time.perf_counter() - start)
-        errors += response.status_code != 200
-    return latencies, errors
+def stage_costs(bodies: list[bytes]) -> list[tuple[str, float]]:
+    """ms of CPU per request of each part of the service's own code, in this process, one thread."""
+    from bentos.ad_click.service import AdClickRanker, RankRequest, RankResponse
 
-
-def _open_loop(url: str, payloads: list[dict], rate: float, seconds: float) -> tuple[list[float], dict[int, int]]:
-    total = int(rate * seconds)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    local = threading.local()
-    begin = time.perf_counter() + 0.2
-
-    def send(i: int) -> None:
-        client = getattr(local, "client", None) or httpx.Client(timeout=10)
-        local.client = client
-        scheduled = begin + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        try:
-            status = client.post(url, json=payloads[i % len(payloads)]).status_code
-        except httpx.HTTPError:
-            status = 0
-        with lock:
-            latencies.append(time.perf_counter() - scheduled)
-            statuses[status] = statuses.get(status, 0) + 1
-
-    with ThreadPoolExecutor(max_workers=48) as pool:
-        list(pool.map(send, range(total)))
-    return latencies, statuses
-
-
-def _closed_loop(url: str, payloads: list[dict], clients: int, seconds: float) -> tuple[float, dict[int, int]]:
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    stop = time.perf_counter() + seconds
-    done = [0]
-
-    def worker(k: int) -> None:
-        with httpx.Client(timeout=10) as client:
-            i = k
-            while time.perf_counter() < stop:
-                status = client.post(url, json=payloads[i % len(payloads)]).status_code
-                i += clients
-                with lock:
-                    done[0] += 1
-                    statuses[status] = statuses.get(status, 0) + 1
-
-    start = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return done[0] / (time.perf_counter() - start), statuses
+    service = AdClickRanker.inner()  # reads MLSD_ONLINE_STORE_URL, as the served workers do
+    requests = [RankRequest.model_validate_json(b) for b in bodies]
+    args = [(r.user_id, [c.ad_id for c in r.candidates], r.ts, 1, r.device) for r in requests]
+    matrices = [service.features.matrix(*a)[0] for a in args]
+    responses = [service.ranked(*a[:2], r.device, r.ts, r.slots) for a, r in zip(args, requests)]
+    return [
+        ("request validation (JSON to the pydantic request)", _timed(RankRequest.model_validate_json, bodies)),
+        ("online store: current snapshot", _timed(lambda _: service.store.current(), bodies)),
+        ("features: records held per snapshot, design matrix", _timed(lambda a: service.features.matrix(*a), args)),
+        ("model: XGBoost in-place predict", _timed(service.model.predict_matrix, matrices)),
+        ("ranking and response model", _timed(lambda ar: service.ranked(*ar[0][:2], ar[1].device, ar[1].ts, ar[1].slots),
+                                              list(zip(args, requests)))),
+        ("response JSON", _timed(RankResponse.model_dump_json, responses)),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bento", default="ad_click_ranker:latest")
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--burst", type=float, default=30.0, help="seconds at twice capacity")
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds at 80%% of capacity (0: no soak)")
     args = parser.parse_args()
-    state = Path(os.environ.get("MLSD_STATE_DIR", Path(__file__).resolve().parents[1] / ".mlsd"))
+    root = Path(__file__).resolve().parents[1]
+    state = Path(os.environ.get("MLSD_STATE_DIR", root / ".mlsd"))
     store_url = os.environ.get("MLSD_ONLINE_STORE_URL", f"sqlite:///{state / 'online' / 'features.db'}")
     import bentoml
 
     bento_tag = str(bentoml.bentos.get(args.bento).tag)
-    env = {**os.environ, "MLSD_ONLINE_STORE_URL": store_url, "BENTOML_DO_NOT_TRACK": "true"}
-    with serving(bento_tag, env=env) as server:
-        base = server.url
-        print(f"bento {bento_tag}, online store {store_url.split('@')[-1]}, {os.cpu_count()} cores, "
-              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
-        one, fifty = _requests(store_url, 300, 1, seed=1), _requests(store_url, 300, 50, seed=2)
-        full, predict = _in_process(store_url, fifty, bento_tag)
-        print(f"in-process, 50 candidates: features + model {_percentiles(full)}; model alone {_percentiles(predict)}")
+    folder = kit.temporary_folder()
+    bodies = request_bodies(store_url, 200, CANDIDATES, seed=2)
+    body_file = kit.bodies_file(bodies, folder)
+    print(f"bento {bento_tag}, online store {store_url.split('@')[-1]}, {os.cpu_count()} cores, "
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; /rank with {CANDIDATES} candidates\n", flush=True)
+
+    os.environ["MLSD_ONLINE_STORE_URL"] = store_url
+    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
+    stages = stage_costs(bodies)
+    with contextlib.ExitStack() as stack:
+        floor = stack.enter_context(serving("bench.floor_service:Floor", env={**env, "PYTHONPATH": str(root)},
+                                            cwd=root, log=folder / "floor.log"))
+        ranker = stack.enter_context(serving(bento_tag, env=env, log=folder / "ranker.log"))
+        targets = {"floor (no work)": f"{floor.url}/floor", "ad click /rank": f"{ranker.url}/rank"}
+        measured = {}
+        for name, url in targets.items():
+            server = floor if name.startswith("floor") else ranker
+            rate, runs = kit.capacity(url, body_file)
+            cpu = kit.cpu_per_request_ms(server, url, body_file)
+            measured[name] = (rate, cpu)
+            print(f"{name}: capacity {rate:.0f} requests/s (closed loop, 8 connections; runs: "
+                  f"{', '.join(f'{r.ok_per_second:.0f}' for r in runs)}); workers' CPU {cpu:.2f} ms a request", flush=True)
+        capacity, cpu = measured["ad click /rank"]
+        floor_rate, floor_cpu = measured["floor (no work)"]
+        print(f"ad click reaches {capacity / floor_rate:.0%} of the floor's throughput (aim: 70%; 360 requests/s)\n")
+
+        rows = [["HTTP, JSON and BentoML: the floor's CPU a request", f"{floor_cpu:.3f}"]]
+        rows += [[name, f"{ms:.3f}"] for name, ms in stages]
+        own = sum(ms for name, ms in stages if not name.startswith(("ranking", "request validation")))
+        rows.append(["**workers' CPU a request under load (measured)**", f"**{cpu:.3f}**"])
+        print("Per-request CPU, ms (in-process parts on one thread; 'ranking and response model' includes the store,"
+              " features and model rows above it):")
+        print(kit.markdown_table(["part of the served path", "ms"], rows))
+        print(f"the service's own work above the floor: {cpu - floor_cpu:.3f} ms measured in the workers; "
+              f"in-process parts (store, features, model, response): {own:.3f} ms\n", flush=True)
+
+        import httpx
+
         with httpx.Client(timeout=10) as client:
-            _sequential(client, f"{base}/rank", one[:30])  # warm-up
-            for name, payloads in (("1 candidate", one), ("50 candidates", fifty)):
-                latencies, errors = _sequential(client, f"{base}/rank", payloads)
-                print(f"HTTP /rank, {name}, one at a time: {_percentiles(latencies)}, errors {errors}")
-        latencies, statuses = _open_loop(f"{base}/rank", fifty, args.rate, args.seconds)
-        print(f"HTTP /rank, 50 candidates at {args.rate:.0f} req/s for {args.seconds:.0f} s: {_percentiles(latencies)}, "
-              f"status counts {statuses}")
-        throughput, statuses = _closed_loop(f"{base}/rank", fifty, args.clients, args.seconds)
-        print(f"HTTP /rank, 50 candidates, {args.clients} concurrent clients: {throughput:.0f} req/s, status counts {statuses}")
+            latencies = []
+            for body in bodies * 3:
+                started = time.perf_counter()
+                client.post(targets["ad click /rank"], content=body, headers={"content-type": "application/json"})
+                latencies.append(time.perf_counter() - started)
+        from bentos.load import percentile
+
+        print(f"one client, {len(latencies)} requests: p50 {percentile(latencies, 0.5) * 1000:.2f} ms, "
+              f"p99 {percentile(latencies, 0.99) * 1000:.2f} ms")
+        at_80 = kit.paced(targets["ad click /rank"], body_file, 0.8 * capacity, 20)
+        print(f"80% of capacity ({0.8 * capacity:.0f} requests/s asked, paced wrk, 64 connections, 20 s): {at_80.line()} "
+              f"(aim: p99 under 25 ms)")
+        burst = kit.overload(ranker.url, "/rank", bodies, 2 * capacity, args.burst)
+        print(f"twice capacity ({2 * capacity:.0f} requests/s, open loop, {args.burst:.0f} s): {burst.line()}; "
+              f"connection errors {burst.connection_errors}; 503s without Retry-After {burst.rejected_without_retry_after}"
+              f" (aims: 0 connection errors, rejections within 50 ms, accepted p99 under 100 ms)", flush=True)
+        if args.soak:
+            samples = kit.soak(ranker, targets["ad click /rank"], body_file, 0.8 * capacity, args.soak)
+            errors = sum(sum(n for s, n in run.statuses.items() if s != 200) + run.socket_errors
+                         for _, run, _ in samples[1:])
+            first, last = samples[1][2], samples[-1][2]
+            print(f"soak at 80% for {args.soak:.0f} s: {errors} non-200 answers or socket errors; workers' RSS "
+                  f"{samples[0][2]:.0f} MiB at the start, {first:.0f} after the first minute, {last:.0f} at the end "
+                  f"({(last - first) / first:+.1%} after the first minute; aim: 0 errors, under 10%)")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

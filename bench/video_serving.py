@@ -4,17 +4,18 @@
 
 Trains the chain on the default simulation, grows the catalogue (bench/video_catalogue.py), registers it in a
 temporary MLflow registry, packages and serves it with `bentoml serve` on a free port, then sends top-10
-requests for known users one at a time, and from 4 concurrent clients. The same requests run in-process first,
-so the service's own overhead shows. Aim: p99 under 50 ms on 2 cores.
+requests for known users one at a time, then measures capacity (`wrk`, closed loop), latency at 80% of it (paced
+`wrk`) and twice capacity (open loop: statuses, 503 latency, accepted latency), with bench/serving_kit.py. The same
+requests run in-process first, so the service's own overhead shows. Aim: p99 under 50 ms on 2 cores, one client.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=1_000)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--burst", type=float, default=30.0, help="seconds at twice capacity")
     args = parser.parse_args()
 
     import mlflow
@@ -100,26 +101,20 @@ def main() -> None:
             for payload in payloads[:50]:  # warm both workers
                 client.post(url, json=payload)
             latencies, errors = _sequential(client, url, payloads)
-            print(f"HTTP, one client: {_percentiles(latencies)}; non-200: {errors}")
-            concurrent: list[float] = []
-            lock = threading.Lock()
+            print(f"HTTP, one client: {_percentiles(latencies)}; non-200: {errors} (aim: p99 under 50 ms)", flush=True)
+            from bench import serving_kit as kit
 
-            def worker(part: list[dict]) -> None:
-                with httpx.Client(timeout=30) as own:
-                    for payload in part:
-                        started = time.perf_counter()
-                        own.post(url, json=payload)
-                        with lock:
-                            concurrent.append(time.perf_counter() - started)
-
-            started = time.perf_counter()
-            threads = [threading.Thread(target=worker, args=(payloads[i :: args.clients],)) for i in range(args.clients)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            rate = len(concurrent) / (time.perf_counter() - started)
-            print(f"HTTP, {args.clients} concurrent clients: {_percentiles(concurrent)}; {rate:.0f} requests/s")
+            bodies = [json.dumps(p).encode() for p in payloads]
+            body_file = kit.bodies_file(bodies, tmp)
+            rate, runs = kit.capacity(url, body_file, connections=8)
+            print(f"capacity {rate:.0f} requests/s (closed loop, 8 connections; runs: "
+                  f"{', '.join(f'{r.ok_per_second:.0f}' for r in runs)}); workers' CPU "
+                  f"{kit.cpu_per_request_ms(server, url, body_file, connections=8):.1f} ms a request", flush=True)
+            at_80 = kit.paced(url, body_file, 0.8 * rate, 20, connections=32)
+            print(f"80% of capacity ({0.8 * rate:.0f} requests/s asked, paced wrk, 32 connections, 20 s): {at_80.line()}")
+            burst = kit.overload(server.url, "/recommend", bodies, 2 * rate, args.burst)
+            print(f"twice capacity ({2 * rate:.0f} requests/s, open loop, {args.burst:.0f} s): {burst.line()}; connection "
+                  f"errors {burst.connection_errors}; 503s without Retry-After {burst.rejected_without_retry_after}")
 
 
 if __name__ == "__main__":
