@@ -141,7 +141,7 @@ def main() -> None:
         at_80 = kit.paced(targets["ad click /rank"], body_file, 0.8 * capacity, 20)
         print(f"80% of capacity ({0.8 * capacity:.0f} requests/s asked, paced wrk, 64 connections, 20 s): {at_80.line()} "
               f"(aim: p99 under 25 ms)")
-        burst = kit.overload(ranker.url, "/rank", bodies, 2 * capacity, args.burst)
+        burst = kit.overload(ranker.url, "/rank", body_file, 2 * capacity, args.burst)
         print(f"twice capacity ({2 * capacity:.0f} requests/s, open loop, {args.burst:.0f} s): {burst.line()}; "
               f"connection errors {burst.connection_errors}; 503s without Retry-After {burst.rejected_without_retry_after}"
               f" (aims: 0 connection errors, rejections within 50 ms, accepted p99 under 100 ms)", flush=True)

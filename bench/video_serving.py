@@ -112,7 +112,7 @@ def main() -> None:
                   f"{kit.cpu_per_request_ms(server, url, body_file, connections=8):.1f} ms a request", flush=True)
             at_80 = kit.paced(url, body_file, 0.8 * rate, 20, connections=32)
             print(f"80% of capacity ({0.8 * rate:.0f} requests/s asked, paced wrk, 32 connections, 20 s): {at_80.line()}")
-            burst = kit.overload(server.url, "/recommend", bodies, 2 * rate, args.burst)
+            burst = kit.overload(server.url, "/recommend", body_file, 2 * rate, args.burst)
             print(f"twice capacity ({2 * rate:.0f} requests/s, open loop, {args.burst:.0f} s): {burst.line()}; connection "
                   f"errors {burst.connection_errors}; 503s without Retry-After {burst.rejected_without_retry_after}")
 

@@ -209,3 +209,25 @@ def summarize(outcomes: list[Outcome], seconds: float) -> LoadSummary:
         rejected_without_retry_after=sum(o.retry_after is None for o in rejected),
         seconds=seconds,
     )
+
+
+def main() -> None:
+    """`python -m bentos.load URL PATH BODIES_FILE RATE SECONDS`: an open-loop run in a lean process of its own (a
+    load generator sharing a process with a loaded model stack pauses for that stack's garbage collection and
+    reports its own pauses as the service's latency). Prints the LoadSummary as JSON."""
+    import gc
+    import json
+    import sys
+    from dataclasses import asdict
+    from pathlib import Path
+
+    url, path, bodies_file, rate, seconds = sys.argv[1:6]
+    bodies = [line for line in Path(bodies_file).read_bytes().splitlines() if line.strip()]
+    gc.disable()  # a few seconds of small objects: nothing to collect that matters, and no pause to report
+    started = time.perf_counter()
+    outcomes = open_loop(url, path, bodies, float(rate), float(seconds))
+    print(json.dumps(asdict(summarize(outcomes, time.perf_counter() - started))))
+
+
+if __name__ == "__main__":
+    main()

@@ -175,8 +175,8 @@ def test_twice_its_capacity_is_answered_200_or_503_with_retry_after_and_no_dropp
     from bench.serving_kit import bodies_file, capacity, overload
 
     path, body = next(iter(run.case.example_requests.items()))
-    bodies = [json.dumps(body).encode()]
-    rate, _ = capacity(f"{served.url}{path}", bodies_file(bodies, tmp_path), runs=1, seconds=2)
+    bodies = bodies_file([json.dumps(body).encode()], tmp_path)
+    rate, _ = capacity(f"{served.url}{path}", bodies, runs=1, seconds=2)
     burst = overload(served.url, path, bodies, 2 * rate, 5)
     assert burst.connection_errors == 0, burst.line()
     assert set(burst.statuses) <= {200, 503}, burst.line()

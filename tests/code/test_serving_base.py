@@ -235,11 +235,14 @@ for module, service, routes, limit in (
     (ad_click, ad_click.AdClickRanker, ["/rank", "/score"], 32 * 1024 * 1024),
     (video_rec, video_rec.VideoRecommender, ["/recommend"], MAX_BODY_BYTES),
 ):
+    assert service.middlewares_outside == (
+        (ShedLoad, {"routes": routes, "max_queue_ms": module.MAX_QUEUE_MS, "max_in_flight": module.MAX_IN_FLIGHT}),
+    ), service.middlewares_outside
     assert service.middlewares == [
         (RecycleConnections, {"routes": routes, "requests_per_connection": 100}),
-        (ShedLoad, {"routes": routes, "max_queue_ms": module.MAX_QUEUE_MS, "max_in_flight": module.MAX_IN_FLIGHT}),
         (StrictJSONRequests, {"routes": routes, "max_body_bytes": limit}),
     ], (service.name, service.middlewares)
+    assert isinstance(service.to_asgi(), ShedLoad)  # the worker's app: shedding before BentoML's own middlewares
     assert service.config["workers"] == 2 and service.config["traffic"] == {"timeout": 1.0}, service.config
     assert service.config["logging"]["access"]["enabled"] is False, service.config
 import bentoml
