@@ -54,22 +54,21 @@ def wrk(url: str, bodies: Path, connections: int, seconds: float, pace_ms: float
     """One `wrk` run: closed loop, or each connection paced at `pace_ms` between requests."""
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk (Debian package wrk; ./dev.sh setup installs it when root)")
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s",
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
                "-s", str(WRK_SCRIPT), url, "--", str(bodies)]
     if pace_ms:
         command.append(f"{pace_ms:.3f}")
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     statuses = {int(s): int(n) for s, n in re.findall(r"^status (\d+) (\d+)$", output, re.M)}
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
-    elapsed = float(re.search(r"requests in ([\d.]+)(m?s)", output).group(1))
-    unit = re.search(r"requests in [\d.]+(m?s)", output).group(1)
-    return WrkRun(elapsed / 1000 if unit == "ms" else elapsed, statuses, errors,
-                  _wrk_ms(output, "50%"), _wrk_ms(output, "99%"))
+    value, unit = re.search(r"requests in ([\d.]+)(us|ms|s|m),", output).groups()
+    elapsed = float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]  # wrk writes 60 s as "1.00m"
+    return WrkRun(elapsed, statuses, errors, _wrk_ms(output, "50%"), _wrk_ms(output, "99%"))
 
 
 def _wrk_ms(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)$", output, re.M).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    value, unit = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s|m)$", output, re.M).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def capacity(url: str, bodies: Path, runs: int = 3, seconds: float = 5, connections: int = 8) -> tuple[float, list[WrkRun]]:
