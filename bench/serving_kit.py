@@ -95,6 +95,17 @@ def overload(url: str, path: str, bodies: Path, rate: float, seconds: float) -> 
     return LoadSummary(**{**summary, "statuses": {int(k): v for k, v in summary["statuses"].items()}})
 
 
+def sequential(client, url: str, payloads: list[dict]) -> tuple[list[float], int]:
+    """One client, one request at a time: (latencies in seconds, answers other than 200)."""
+    latencies, errors = [], 0
+    for payload in payloads:
+        started = time.perf_counter()
+        response = client.post(url, json=payload)
+        latencies.append(time.perf_counter() - started)
+        errors += response.status_code != 200
+    return latencies, errors
+
+
 def worker_processes(server) -> list:
     import psutil
 

@@ -53,7 +53,7 @@ def main() -> None:
 
     import mlflow
 
-    from bench.serving import _sequential
+    from bench.serving_kit import sequential
     from bench.video_catalogue import trained_chain
     from bentos.server import serving
     from models.video_rec.pyfunc import log_recommender
@@ -100,7 +100,7 @@ def main() -> None:
             url = f"{server.url}/recommend"
             for payload in payloads[:50]:  # warm both workers
                 client.post(url, json=payload)
-            latencies, errors = _sequential(client, url, payloads)
+            latencies, errors = sequential(client, url, payloads)
             print(f"HTTP, one client: {_percentiles(latencies)}; non-200: {errors} (aim: p99 under 50 ms)", flush=True)
             from bench import serving_kit as kit
 

@@ -60,8 +60,9 @@ class RecommendResponse(BaseModel):
 
 
 # The longest a request may wait for its worker, and how many it admits at once; past either, 503 with Retry-After
-# (bentos/base.py ShedLoad). A request over a 100k-video catalogue takes about 25 ms of a worker
-# (bench/video_serving.py): two admitted and 40 ms of wait keep an accepted request within about 100 ms.
+# (bentos/base.py ShedLoad). A request over a 100k-video catalogue takes 10 to 15 ms of a worker
+# (bench/video_serving.py). Measured at twice capacity: 40 ms and 2 kept accepted requests' p99 at 89 ms, 50 ms and
+# 4 let it reach 165 ms (and turned away more at 80% load, not fewer: README, "Serving capacity").
 MAX_QUEUE_MS = 40
 MAX_IN_FLIGHT = 2
 
