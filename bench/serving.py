@@ -65,15 +65,15 @@ def stage_costs(bodies: list[bytes]) -> list[tuple[str, float]]:
     service = AdClickRanker.inner()  # reads MLSD_ONLINE_STORE_URL, as the served workers do
     requests = [RankRequest.model_validate_json(b) for b in bodies]
     args = [(r.user_id, [c.ad_id for c in r.candidates], r.ts, 1, r.device) for r in requests]
+    rankings = [(r.user_id, [c.ad_id for c in r.candidates], r.device, r.ts, r.slots) for r in requests]
     matrices = [service.features.matrix(*a)[0] for a in args]
-    responses = [service.ranked(*a[:2], r.device, r.ts, r.slots) for a, r in zip(args, requests)]
+    responses = [service.ranked(*a) for a in rankings]
     return [
         ("request validation (JSON to the pydantic request)", _timed(RankRequest.model_validate_json, bodies)),
         ("online store: current snapshot", _timed(lambda _: service.store.current(), bodies)),
         ("features: records held per snapshot, design matrix", _timed(lambda a: service.features.matrix(*a), args)),
         ("model: XGBoost in-place predict", _timed(service.model.predict_matrix, matrices)),
-        ("ranking and response model", _timed(lambda ar: service.ranked(*ar[0][:2], ar[1].device, ar[1].ts, ar[1].slots),
-                                              list(zip(args, requests)))),
+        ("ranking and response model", _timed(lambda a: service.ranked(*a), rankings)),
         ("response JSON", _timed(RankResponse.model_dump_json, responses)),
     ]
 

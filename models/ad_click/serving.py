@@ -155,8 +155,7 @@ class RequestFeatures:
         x = np.full((n, self.width), np.nan, dtype=np.float64)
         x[:, self.user_columns] = user[COUNTS] if user else 0.0
         x[:, self.ad_columns] = np.array([row[ROW_COUNTS] for row in rows])
-        if _PAIR_ENTITIES:
-            x[:, self.pair_columns] = np.array([pairs[row[ROW_CATEGORY]] for row in rows])
+        x[:, self.pair_columns] = np.array([pairs[row[ROW_CATEGORY]] for row in rows])
         ts_us = _epoch_us(ts)
         if self.realtime is not None:
             self._live_counts(x, user_id, user, ad_ids, rows, ts_us)
