@@ -1,12 +1,14 @@
 """Drift monitoring: how far a day's features and predictions are from the training reference, and when to retrain.
 
-PSI (population stability index) uses quantile bins of the reference (categories for categorical features); KS is the
-two-sample Kolmogorov-Smirnov statistic. The retraining policy is code, here, with its thresholds.
+The kit every case study monitors with: a case names its distributions (PSI against the reference; quantile bins of
+the reference for numbers, categories otherwise; KS is the two-sample Kolmogorov-Smirnov statistic), its levels (a
+number per day, such as volume) and its live metrics (quality once labels arrive), each with its threshold, and
+`judge_day` turns a day into signals and an alarm. The retraining policy is code, here, with its thresholds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,80 +54,144 @@ def ks_statistic(reference: np.ndarray, current: np.ndarray) -> float:
     return float(ks_2samp(reference, current).statistic)
 
 
-@dataclass(frozen=True)
-class DriftThresholds:
-    feature_psi: float = 0.25  # a feature whose PSI exceeds this has drifted (the customary "significant shift")
-    prediction_psi: float = 0.1
-    nce_degradation: float = 0.03  # live NCE more than 3% above the reference NCE (concept drift)
+# --- What a case monitors, and how a day is judged -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class DayDrift:
-    """One day's comparison with the reference."""
+class Distribution:
+    """A column whose day's values are compared with the reference's by PSI (KS too when numeric)."""
+
+    name: str
+    categorical: bool = False
+    max_psi: float = 0.25  # the customary "significant shift"
+    label: str = "covariate"  # how the alarm names it: covariate (inputs) or prediction (the model's outputs)
+
+
+@dataclass(frozen=True)
+class Level:
+    """A number per day (volume, a share) against the mean of the reference days': a relative change when
+    `relative`, else a difference; an alarm past `max_rise` above or `max_fall` below it."""
+
+    name: str
+    relative: bool = True
+    max_rise: float | None = None
+    max_fall: float | None = None
+
+
+@dataclass(frozen=True)
+class LiveMetric:
+    """The model's quality once a day's labels are in, against its reference figure: an alarm when it is worse by
+    more than `tolerance` (relative)."""
+
+    name: str
+    higher_is_better: bool
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class Monitors:
+    distributions: tuple[Distribution, ...] = ()
+    levels: tuple[Level, ...] = ()
+    live: tuple[LiveMetric, ...] = ()
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One monitored quantity on one day: its value, what it is compared with, and whether it raised the alarm."""
+
+    name: str
+    kind: str  # distribution, level or live
+    value: float | None
+    reference: float | None
+    breached: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """One day's comparison with the reference: every monitored quantity as a signal."""
 
     day: str
-    feature_psi: dict[str, float]
-    feature_ks: dict[str, float]
-    prediction_psi: float
-    live_nce: float | None
-    reference_nce: float | None
-    thresholds: DriftThresholds = field(default_factory=DriftThresholds)
+    signals: tuple[Signal, ...]
+    psi: dict[str, float]
+    ks: dict[str, float]
+    label_of: dict[str, str] = field(default_factory=dict)  # distribution -> covariate or prediction
+
+    def value(self, name: str) -> float | None:
+        return next((s.value for s in self.signals if s.name == name), None)
 
     @property
-    def drifted_features(self) -> list[str]:
-        return sorted((f for f, v in self.feature_psi.items() if v > self.thresholds.feature_psi), key=lambda f: -self.feature_psi[f])
+    def breaches(self) -> list[Signal]:
+        return [s for s in self.signals if s.breached]
 
     @property
-    def nce_ratio(self) -> float | None:
-        if self.live_nce is None or not self.reference_nce:
-            return None
-        return self.live_nce / self.reference_nce
-
-    @property
-    def signals(self) -> list[str]:
+    def messages(self) -> list[str]:
+        """The alarm's reasons: drifted distributions grouped by label (largest PSI first), then the rest."""
+        drifted = sorted((s for s in self.breaches if s.kind == "distribution"), key=lambda s: -(s.value or 0))
         found = []
-        if self.drifted_features:
-            found.append("covariate: " + ", ".join(self.drifted_features[:5]))
-        if self.prediction_psi > self.thresholds.prediction_psi:
-            found.append(f"prediction PSI {self.prediction_psi:.3f}")
-        if self.nce_ratio is not None and self.nce_ratio > 1 + self.thresholds.nce_degradation:
-            found.append(f"concept: live NCE {self.live_nce:.4f} is {self.nce_ratio - 1:.1%} above the reference")
-        return found
+        for label in [label for label in dict.fromkeys(self.label_of.values())
+                      if any(self.label_of[s.name] == label for s in drifted)]:
+            names = [s.name for s in drifted if self.label_of[s.name] == label]
+            found.append(f"{label}: " + ", ".join(names[:5]) if label == "covariate"
+                         else "; ".join(s.message for s in drifted if s.name in names))
+        return found + [s.message for s in self.breaches if s.kind != "distribution"]
 
     @property
     def alarm(self) -> bool:
-        return bool(self.signals)
+        return bool(self.breaches)
+
+    @property
+    def max_psi(self) -> float:
+        return max(self.psi.values(), default=0.0)
 
 
-def day_drift(
+def judge_day(
     day: str,
-    reference: pl.DataFrame,
-    current: pl.DataFrame,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    reference_predictions: np.ndarray,
-    current_predictions: np.ndarray,
-    live_nce: float | None,
-    reference_nce: float | None,
-    thresholds: DriftThresholds = DriftThresholds(),
-) -> DayDrift:
-    psi, ks = {}, {}
-    for column in numeric:
-        ref = reference[column].cast(pl.Float64).to_numpy()
-        cur = current[column].cast(pl.Float64).to_numpy()
-        psi[column] = psi_numeric(ref, cur)
-        ks[column] = ks_statistic(ref, cur)
-    for column in categorical:
-        psi[column] = psi_categorical(reference[column].to_list(), current[column].to_list())
-    return DayDrift(
-        day=day,
-        feature_psi=psi,
-        feature_ks=ks,
-        prediction_psi=psi_numeric(np.asarray(reference_predictions, float), np.asarray(current_predictions, float)),
-        live_nce=live_nce,
-        reference_nce=reference_nce,
-        thresholds=thresholds,
-    )
+    monitors: Monitors,
+    reference: Mapping[str, object],
+    current: Mapping[str, object],
+    reference_levels: Mapping[str, Sequence[float]] | None = None,
+    live: Mapping[str, float | None] | None = None,
+    live_reference: Mapping[str, float | None] | None = None,
+) -> DriftReport:
+    """Judge a day: `reference` and `current` map each distribution to its values; `reference_levels` map each
+    level to the reference days' values and `current` to the day's; `live` and `live_reference` hold the live
+    metrics (None while the day's labels are not in)."""
+    signals, psi, ks = [], {}, {}
+    for monitor in monitors.distributions:
+        ref, cur = reference[monitor.name], current[monitor.name]
+        if monitor.categorical:
+            value = psi_categorical(list(ref), list(cur))
+        else:
+            ref_values, cur_values = np.asarray(ref, float), np.asarray(cur, float)
+            value = psi_numeric(ref_values, cur_values)
+            ks[monitor.name] = ks_statistic(ref_values, cur_values)
+        psi[monitor.name] = value
+        signals.append(Signal(monitor.name, "distribution", value, monitor.max_psi, value > monitor.max_psi,
+                              f"{monitor.label} PSI {value:.3f}" if monitor.label != "covariate" else f"{monitor.name} PSI {value:.3f}"))
+    for level in monitors.levels:
+        values = (reference_levels or {}).get(level.name) or []
+        value = current.get(level.name)
+        base = float(np.mean(values)) if len(values) else None
+        change = None
+        if value is not None and base is not None:
+            change = (value / base - 1 if base else (0.0 if value == 0 else float("inf"))) if level.relative else value - base
+        breached = change is not None and (
+            (level.max_rise is not None and change > level.max_rise) or (level.max_fall is not None and change < -level.max_fall)
+        )
+        shown = "n/a" if change is None else (f"{change:+.1%}" if level.relative else f"{change:+.3f}")
+        signals.append(Signal(level.name, "level", None if value is None else float(value), base, breached,
+                              f"{level.name} {shown} against the reference days"))
+    for metric in monitors.live:
+        value, base = (live or {}).get(metric.name), (live_reference or {}).get(metric.name)
+        worse = None
+        if value is not None and base:
+            worse = (1 - value / base) if metric.higher_is_better else (value / base - 1)
+        breached = worse is not None and worse > metric.tolerance
+        message = (f"concept: live {metric.name} {value:.4f} is {worse:.1%} worse than the reference {base:.4f}"
+                   if worse is not None else f"live {metric.name}: no labels yet")
+        signals.append(Signal(metric.name, "live", value, base, breached, message))
+    return DriftReport(day, tuple(signals), psi, ks, {m.name: m.label for m in monitors.distributions})
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from assets.ad_click.features import build_feature_assets
-from assets.ad_click.monitoring import build_drift_sensor, build_monitoring_assets, build_retrain_schedule
+from assets.ad_click.monitoring import build_ad_click_drift_sensor, build_monitoring_assets, build_retrain_schedule
 from assets.ad_click.raw import GROUP, build_raw_assets
 from assets.ad_click.resources import AdClickSource, AdClickTimeSplit, EventStream
 from assets.ad_click.serving import BENTO, PROMOTION_CHECK, build_serving_assets
@@ -97,7 +97,7 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
         jobs=[*jobs, ad_click_stream_consumer_job],
-        sensors=[build_drift_sensor(TRAINING_JOB)],
+        sensors=[build_ad_click_drift_sensor(TRAINING_JOB)],
         schedules=[build_retrain_schedule(TRAINING_JOB), ad_click_stream_consumer_schedule],
         resources={
             "ad_click_source": source,

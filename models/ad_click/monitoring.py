@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from models.ad_click.features import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
-from models.drift import DayDrift, DriftThresholds, day_drift
+from models.drift import Distribution, DriftReport, LiveMetric, Monitors, judge_day
 from models.metrics import normalized_cross_entropy
 
 # Not monitored, because they move on stable days by construction: the calendar (one weekday against the training
@@ -18,6 +18,23 @@ NOT_MONITORED = (
     "ad_impressions_", "ad_clicks_", "advertiser_impressions_", "advertiser_clicks_",
 )
 MONITORED_NUMERIC = tuple(f for f in NUMERIC_FEATURES if not f.startswith(NOT_MONITORED))
+PREDICTION = "prediction"
+MONITORS = Monitors(
+    distributions=(
+        *(Distribution(f) for f in MONITORED_NUMERIC),
+        *(Distribution(f, categorical=True) for f in CATEGORICAL_FEATURES),
+        Distribution(PREDICTION, max_psi=0.1, label="prediction"),
+    ),
+    # Live NCE more than 3% above the champion's test NCE: the relation between features and clicks moved.
+    live=(LiveMetric("NCE", higher_is_better=False, tolerance=0.03),),
+)
+
+
+def monitored_values(frame: pl.DataFrame, predictions: np.ndarray, monitors: Monitors = MONITORS) -> dict:
+    """Each monitored distribution's values: the features' columns and the champion's predictions."""
+    columns = {m.name: frame[m.name].to_list() if m.categorical else frame[m.name].cast(pl.Float64).to_numpy()
+               for m in monitors.distributions if m.name != PREDICTION}
+    return {**columns, PREDICTION: np.asarray(predictions, float)}
 
 
 def monitor_day(
@@ -28,11 +45,11 @@ def monitor_day(
     current_p: np.ndarray,
     background_rate: float,
     reference_nce: float | None,
-    thresholds: DriftThresholds = DriftThresholds(),
-) -> DayDrift:
+    monitors: Monitors = MONITORS,
+) -> DriftReport:
+    """The day judged as the drift report asset judges it (the benchmark's entry point)."""
     labels = current[LABEL].to_numpy()
     live_nce = normalized_cross_entropy(labels, current_p, background_rate) if len(labels) else None
-    return day_drift(
-        day, reference, current, MONITORED_NUMERIC, CATEGORICAL_FEATURES, reference_p, current_p, live_nce,
-        reference_nce, thresholds,
-    )
+    return judge_day(day, monitors, monitored_values(reference, reference_p, monitors),
+                     monitored_values(current, current_p, monitors),
+                     live={"NCE": live_nce}, live_reference={"NCE": reference_nce})

@@ -59,3 +59,35 @@ def test_policy_cools_down_after_a_request():
 def test_a_later_episode_after_a_quiet_window_is_a_new_one():
     alarms = [True, True, False, False, False, True, True]
     assert RetrainPolicy(cooldown_days=0).episode_start(DAYS[:7], alarms, last_trigger_day="2026-02-02") == "2026-02-06"
+
+
+def test_judge_day_raises_the_alarm_on_a_distribution_a_level_or_a_live_metric():
+    from models.drift import Distribution, Level, LiveMetric, Monitors, judge_day
+
+    monitors = Monitors(
+        distributions=(Distribution("device", categorical=True), Distribution("score", label="prediction", max_psi=0.1)),
+        levels=(Level("rows", relative=True, max_rise=0.5, max_fall=0.5),),
+        live=(LiveMetric("recall", higher_is_better=True, tolerance=0.2),),
+    )
+    device = rng.choice(["mobile", "desktop"], 5_000, p=[0.7, 0.3]).tolist()
+    reference = {"device": device, "score": rng.normal(0, 1, 5_000)}
+    normal = {"device": rng.choice(["mobile", "desktop"], 5_000, p=[0.7, 0.3]).tolist(), "score": rng.normal(0, 1, 5_000),
+              "rows": 1_050.0}
+    levels = {"rows": [1_000.0, 980.0, 1_020.0]}
+
+    quiet = judge_day("2026-02-01", monitors, reference, normal, levels, {"recall": 0.19}, {"recall": 0.2})
+    assert not quiet.alarm and quiet.messages == []
+    assert quiet.value("rows") == 1_050.0 and quiet.max_psi < 0.05
+
+    cases = {
+        "device": ({**normal, "device": ["tablet"] * 2_000}, {"recall": 0.19}),
+        "score": ({**normal, "score": rng.normal(1, 1, 5_000)}, {"recall": 0.19}),
+        "rows": ({**normal, "rows": 300.0}, {"recall": 0.19}),
+        "recall": (normal, {"recall": 0.1}),
+    }
+    for breached, (current, live) in cases.items():
+        report = judge_day("2026-02-02", monitors, reference, current, levels, live, {"recall": 0.2})
+        assert report.alarm and [s.name for s in report.breaches] == [breached], report.messages
+    # Before the day's labels are in, the live metric cannot breach.
+    waiting = judge_day("2026-02-03", monitors, reference, normal, levels, {"recall": None}, {"recall": 0.2})
+    assert not waiting.alarm and "no labels yet" in waiting.signals[-1].message
