@@ -26,6 +26,7 @@ COUNTRIES = ["US", "GB", "IN", "DE", "FR", "BR", "JP", "ES"]
 COUNTRY_WEIGHTS = [0.34, 0.1, 0.16, 0.1, 0.08, 0.1, 0.06, 0.06]
 COUNTRY_LANGUAGE = {"US": "en", "GB": "en", "IN": "en", "DE": "de", "FR": "fr", "BR": "pt", "JP": "ja", "ES": "es"}
 LANGUAGES = ["en", "de", "fr", "pt", "ja", "es"]
+NEW_LANGUAGE = "hi"  # no video speaks it until a catalogue drift launches it (Indian users speak it)
 TOPIC_NAMES = [
     "gaming", "music", "cooking", "fitness", "travel", "science", "comedy", "news", "cars", "diy",
     "fashion", "finance", "pets", "sports", "movies", "education", "tech", "art", "history", "nature",
@@ -50,6 +51,17 @@ class VideoSimulationConfig:
     n_channels: int = 300
     views_per_user_day: float = 1.2
     duplicate_share: float = 0.03  # new uploads that re-upload an existing video under another channel
+    # Drift from day `drift_day` (0-based) on; days before it are identical to the world without drift.
+    # taste: users under 45 move most of their interest to two topics they hardly watched;
+    # catalogue: a burst of uploads in one topic, many in a new language (NEW_LANGUAGE) that Indian users speak.
+    drift_kind: str = "none"
+    drift_day: int = 0
+
+    def __post_init__(self):
+        if self.drift_kind not in ("none", "taste", "catalogue"):
+            raise ValueError(f"drift_kind must be none, taste or catalogue, not {self.drift_kind!r}")
+        if self.drift_kind != "none" and not 0 < self.drift_day < self.n_days:
+            raise ValueError(f"drift_day must be between 1 and {self.n_days - 1}, not {self.drift_day}")
 
     def fingerprint(self) -> str:
         payload = json.dumps({k: str(v) for k, v in asdict(self).items()}, sort_keys=True)
@@ -72,16 +84,22 @@ class World:
     video_upload: np.ndarray  # days since the window start (float; negative = before it)
     video_log_duration: np.ndarray
     watch_intercept: float = 0.0
+    taste_after_drift: np.ndarray | None = None  # (users, topics) from config.drift_day on (taste drift)
+
+    def taste_at(self, day: float) -> np.ndarray:
+        if self.taste_after_drift is not None and day >= self.config.drift_day:
+            return self.taste_after_drift
+        return self.user_taste
 
     def _weights(self, day: float) -> np.ndarray:
         age = day - self.video_upload
         available = age >= 0
         return np.where(available, self.video_appeal * (1 + 3 * np.exp(-np.clip(age, 0, None) / 3)), 0.0)
 
-    def relevance_probability(self, user_index: np.ndarray) -> np.ndarray:
+    def relevance_probability(self, user_index: np.ndarray, day: float = 0.0) -> np.ndarray:
         """P(watched >= half | the user views the video), (len(user_index), videos)."""
         mean = _watch_logit_mean(
-            self.user_taste[user_index][:, self.video_topic], self.video_quality[None, :], self.video_log_duration[None, :],
+            self.taste_at(day)[user_index][:, self.video_topic], self.video_quality[None, :], self.video_log_duration[None, :],
             self.config.n_topics,
         )
         return norm.cdf((mean + self.watch_intercept) / WATCH_NOISE)
@@ -90,7 +108,7 @@ class World:
         """P(the user's next view on `day` is the video), (len(user_index), videos)."""
         weights = self._weights(day)
         n_topics = self.config.n_topics
-        topic_mix = (1 - EXPLORATION) * self.user_taste[user_index] + EXPLORATION / n_topics
+        topic_mix = (1 - EXPLORATION) * self.taste_at(day)[user_index] + EXPLORATION / n_topics
         language_factor = np.where(self.user_speaks[user_index][:, self.video_language], 1.0, OTHER_LANGUAGE_APPEAL)
         appeal = language_factor * weights[None, :]
         totals = np.zeros((len(user_index), n_topics))
@@ -104,7 +122,7 @@ class World:
         index = self.users.with_row_index("i").filter(pl.col("user_id").is_in(user_ids))
         order = dict(zip(index["user_id"], index["i"]))
         rows = np.array([order[u] for u in user_ids])
-        return self.choice_probability(rows, day) * self.relevance_probability(rows)
+        return self.choice_probability(rows, day) * self.relevance_probability(rows, day)
 
 
 def _watch_logit_mean(taste: np.ndarray, quality: np.ndarray, log_duration: np.ndarray, n_topics: int) -> np.ndarray:
@@ -144,7 +162,7 @@ def simulate(config: VideoSimulationConfig) -> World:
     group_prior = rng.dirichlet(np.full(n_topics, 0.4), size=6)
     own = rng.dirichlet(np.full(n_topics, 0.15), size=n_users)
     taste = 0.4 * group_prior[group] + 0.6 * own
-    speaks = np.zeros((n_users, len(LANGUAGES)), dtype=bool)
+    speaks = np.zeros((n_users, len(LANGUAGES) + 1), dtype=bool)  # the last column: NEW_LANGUAGE
     speaks[np.arange(n_users), [LANGUAGES.index(COUNTRY_LANGUAGE[COUNTRIES[c]]) for c in country]] = True
     speaks[:, 0] |= rng.random(n_users) < 0.3  # many also watch English videos
     activity = rng.lognormal(-0.3, 0.8, n_users)
@@ -184,6 +202,38 @@ def simulate(config: VideoSimulationConfig) -> World:
         appeal[v] = appeal[original] * 0.5
         tags[v], titles[v] = list(tags[original]), titles[original]
 
+    taste_after = None
+    drift_rng = np.random.default_rng([config.seed, 1])  # drift's own stream: days before it stay identical
+    if config.drift_kind == "taste":
+        # Interest by age group moves: the under-45s put most of it on two topics their groups hardly watched.
+        young = age < 45
+        rare = np.argsort(group_prior[group[young]].mean(axis=0))[:2]
+        target = np.zeros(n_topics)
+        target[rare] = [0.6, 0.4]
+        taste_after = taste.copy()
+        taste_after[young] = 0.3 * taste[young] + 0.7 * target
+    elif config.drift_kind == "catalogue":
+        speaks[:, len(LANGUAGES)] = (country == COUNTRIES.index("IN")) & (drift_rng.random(n_users) < 0.8)
+        n_burst = max(60, config.n_videos // 10)
+        burst_topic = int(drift_rng.integers(n_topics))
+        burst_channels = drift_rng.integers(0, n_channels, n_burst)
+        topic = np.concatenate([topic, np.full(n_burst, burst_topic)])
+        language = np.concatenate([language, np.where(drift_rng.random(n_burst) < 0.6, len(LANGUAGES),
+                                                      channel_language[burst_channels])])
+        burst_quality = channel_quality[burst_channels] + drift_rng.normal(0.5, 0.7, n_burst)
+        quality = np.concatenate([quality, burst_quality])
+        log_duration = np.concatenate([log_duration, np.clip(drift_rng.normal(np.log(300), 0.8, n_burst), np.log(15), np.log(7200))])
+        # Uploaded over the drift day and the next; watched from the day after upload, like every video.
+        upload = np.concatenate([upload, config.drift_day + drift_rng.uniform(0, 2, n_burst)])
+        appeal = np.concatenate([appeal, 2 * np.exp(0.9 * burst_quality) * drift_rng.lognormal(0, 1.0, n_burst)])
+        channel = np.concatenate([channel, burst_channels])
+        for v in range(n_burst):
+            ranks = drift_rng.zipf(1.6, 4).clip(1, TAGS_PER_TOPIC) - 1
+            tag_list = [topics[burst_topic], *dict.fromkeys(f"{topics[burst_topic]}-{r}" for r in ranks)]
+            tags.append(tag_list)
+            titles.append(f"{' '.join(tag_list[1:3]).replace('-', ' ')} #{n_videos + v}")
+        n_videos += n_burst
+
     world = World(
         config=config,
         users=pl.DataFrame(),
@@ -197,13 +247,16 @@ def simulate(config: VideoSimulationConfig) -> World:
         video_appeal=appeal,
         video_upload=upload,
         video_log_duration=log_duration,
+        taste_after_drift=taste_after,
     )
     world.watch_intercept = _calibrate_intercept(world, rng)
     interactions = _simulate_views(world, activity, rng, config)
 
     video_ids = np.array([f"v{v:07d}" for v in range(n_videos)])
     user_ids = np.array([f"u{u:06d}" for u in range(n_users)])
-    null = lambda share, n: rng.random(n) < share  # noqa: E731 (a tiny local helper)
+    # Missing values have their own stream: how many draws the views took (drift changes it) does not move them.
+    missing_rng = np.random.default_rng([config.seed, 2])
+    null = lambda share, n: missing_rng.random(n) < share  # noqa: E731 (a tiny local helper)
     world.users = pl.DataFrame({
         "user_id": user_ids,
         "age": pl.Series(age, dtype=pl.Int64),
@@ -214,18 +267,23 @@ def simulate(config: VideoSimulationConfig) -> World:
         gender=pl.when(pl.Series(null(0.1, n_users))).then(None).otherwise(pl.col("gender")),
         country=pl.when(pl.Series(null(0.02, n_users))).then(None).otherwise(pl.col("country")),
     )
+    n_base = config.n_videos + n_new
+
+    def missing(share: float) -> np.ndarray:  # a drift's own videos draw from the drift's stream
+        return np.concatenate([null(share, n_base), drift_rng.random(n_videos - n_base) < share])
+
     upload_ts = pl.Series([start + timedelta(days=float(d)) for d in upload], dtype=pl.Datetime("us", "UTC"))
     world.videos = pl.DataFrame({
         "video_id": video_ids,
         "title": titles,
         "tags": pl.Series(tags, dtype=pl.List(pl.String)),
         "duration_s": np.round(np.exp(log_duration), 1),
-        "language": np.array(LANGUAGES)[language],
+        "language": np.array([*LANGUAGES, NEW_LANGUAGE])[language],
         "upload_ts": upload_ts,
         "channel_id": [f"c{c:04d}" for c in channel],
     }).with_columns(
-        duration_s=pl.when(pl.Series(null(0.01, n_videos))).then(None).otherwise(pl.col("duration_s")),
-        language=pl.when(pl.Series(null(0.02, n_videos))).then(None).otherwise(pl.col("language")),
+        duration_s=pl.when(pl.Series(missing(0.01))).then(None).otherwise(pl.col("duration_s")),
+        language=pl.when(pl.Series(missing(0.02))).then(None).otherwise(pl.col("language")),
     )
     world.interactions = interactions.with_columns(
         user_id=pl.Series(user_ids)[interactions["user"]],
@@ -237,14 +295,16 @@ def simulate(config: VideoSimulationConfig) -> World:
 
 def _simulate_views(world: World, activity: np.ndarray, rng: np.random.Generator, config: VideoSimulationConfig) -> pl.DataFrame:
     n_users, n_topics = world.user_taste.shape
-    topic_mix = (1 - EXPLORATION) * world.user_taste + EXPLORATION / n_topics
-    topic_cdf = np.cumsum(topic_mix, axis=1)
-    # Users who speak the same languages share the per-topic sampling tables of a day.
-    speak_key = world.user_speaks @ (1 << np.arange(len(LANGUAGES)))
     seen: set[tuple[int, int]] = set()
     parts = []
     for day in range(config.n_days):
+        taste = world.taste_at(day)
+        topic_cdf = np.cumsum((1 - EXPLORATION) * taste + EXPLORATION / n_topics, axis=1)
         weights = world._weights(float(day))  # videos uploaded during the day are watched from the next one
+        # Users who speak the same languages share the per-topic sampling tables of a day. A language no video
+        # available today speaks (the new one, before its launch) does not split them: the draws stay the same.
+        spoken = len(LANGUAGES) + int(bool((weights[world.video_language == len(LANGUAGES)] > 0).any()))
+        speak_key = world.user_speaks[:, :spoken] @ (1 << np.arange(spoken))
         counts = rng.poisson(activity * config.views_per_user_day)
         user = np.repeat(np.arange(n_users), counts)
         topic = (rng.random(len(user))[:, None] > topic_cdf[user]).sum(axis=1).clip(0, n_topics - 1)
@@ -267,7 +327,7 @@ def _simulate_views(world: World, activity: np.ndarray, rng: np.random.Generator
                 seen.add(pair)
         user, video = user[keep], video[keep]
         mean = world.watch_intercept + _watch_logit_mean(
-            world.user_taste[user, world.video_topic[video]], world.video_quality[video], world.video_log_duration[video], n_topics
+            taste[user, world.video_topic[video]], world.video_quality[video], world.video_log_duration[video], n_topics
         )
         logit = mean + rng.normal(0, WATCH_NOISE, len(user))
         # Watched >= half exactly when the logit is >= 0, so P(relevant) is known in closed form.

@@ -170,3 +170,45 @@ def test_ivf_finds_the_exact_neighbours_of_clustered_vectors():
     assert recall_at_k(ivf.search_positions(queries, 50)[1], exact.search_positions(queries, 50)[1]) > 0.95
     restored = AnnIndex.from_bytes(ivf.to_bytes(), ids, ivf.params)
     assert (restored.search(queries, 10)[1] == ivf.search(queries, 10)[1]).all()
+
+
+DRIFT_WORLD = dict(n_days=8, n_users=500, n_videos=400, new_videos_per_day=10)
+
+
+@pytest.mark.parametrize("kind", ["taste", "catalogue"])
+def test_days_before_a_video_drift_are_identical_to_the_world_without_it(kind):
+    stable = simulate(VideoSimulationConfig(**DRIFT_WORLD))
+    drifted = simulate(VideoSimulationConfig(**DRIFT_WORLD, drift_kind=kind, drift_day=5))
+    before_drift = pl.col("ts") < T0 + timedelta(days=5)
+    assert drifted.interactions.filter(before_drift).equals(stable.interactions.filter(before_drift))
+    assert drifted.users.equals(stable.users)
+    uploaded_before = pl.col("upload_ts") < T0 + timedelta(days=5)
+    assert drifted.videos.filter(uploaded_before).equals(stable.videos.filter(uploaded_before))
+    assert not drifted.interactions.equals(stable.interactions)
+
+
+def test_a_taste_shift_moves_topics_and_a_catalogue_shift_brings_a_language():
+    stable = simulate(VideoSimulationConfig(**DRIFT_WORLD))
+    taste = simulate(VideoSimulationConfig(**DRIFT_WORLD, drift_kind="taste", drift_day=5))
+    catalogue = simulate(VideoSimulationConfig(**DRIFT_WORLD, drift_kind="catalogue", drift_day=5))
+    after = pl.col("ts") >= T0 + timedelta(days=5)
+
+    def topic_shares(world):
+        views = world.interactions.filter(after).join(world.videos.select("video_id", topic=pl.col("tags").list.first()),
+                                                        on="video_id")
+        return views.group_by("topic").len().with_columns(share=pl.col("len") / pl.col("len").sum())
+
+    shares = topic_shares(stable).join(topic_shares(taste), on="topic", how="full", suffix="_taste").fill_null(0)
+    assert (shares["share"] - shares["share_taste"]).abs().sum() > 0.2
+    assert "hi" not in stable.videos["language"].to_list()
+    new = catalogue.videos.filter(pl.col("upload_ts") >= T0 + timedelta(days=5))
+    assert (new["language"] == "hi").sum() > 20
+    watched = catalogue.interactions.filter(after).join(catalogue.videos.select("video_id", "language"), on="video_id")
+    assert (watched["language"] == "hi").sum() > 0
+
+
+def test_video_drift_settings_are_validated():
+    with pytest.raises(ValueError, match="drift_kind"):
+        VideoSimulationConfig(drift_kind="sideways")
+    with pytest.raises(ValueError, match="drift_day"):
+        VideoSimulationConfig(n_days=5, drift_kind="taste", drift_day=9)
