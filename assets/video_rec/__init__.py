@@ -1,10 +1,13 @@
 """Video recommendation (book ch. 6): two-tower candidate generation with ANN retrieval, an XGBoost ranker and
 re-ranking rules, judged by precision, recall, mAP, nDCG, diversity and coverage against popularity."""
 
+from datetime import timedelta
+
 import dagster as dg
 
-from assets.case import CaseStudy, GatedTraining, Platform
+from assets.case import CaseStudy, GatedTraining, LatestPartition, Platform
 from assets.release import PROMOTION_MODE_TAG, rollback_job
+from assets.video_rec.monitoring import build_monitoring_assets, build_video_rec_drift_sensor
 from assets.video_rec.raw import GROUP, build_raw_assets
 from assets.video_rec.resources import VideoRecSource, VideoRecTimeSplit, VideoRecTraining
 from assets.video_rec.serving import BENTO, PROMOTION_CHECK, build_serving_assets
@@ -13,17 +16,49 @@ from assets.video_rec.training import REGISTERED_MODEL, build_training_assets
 
 TRAINING_JOB = "video_rec_training_job"
 ROLLBACK_JOB = "video_rec_rollback_job"
+INGEST_JOB = "video_rec_ingest_job"
+MONITORING_JOB = "video_rec_monitoring_job"
+RAW_TABLES = ("video_rec_users", "video_rec_videos", "video_rec_interactions")
+
+
+def build_source(platform: Platform, settings: VideoRecSettings) -> VideoRecSource:
+    return VideoRecSource(
+        raw_dir=settings.raw_dir, raw_dir_setting="MLSD_VIDEO_REC_RAW_DIR", landing_dir=platform.landing_dir(GROUP),
+        start_date=settings.start_date.isoformat(), days=settings.days, seed=settings.seed, users=settings.users,
+        videos=settings.videos, new_videos_per_day=settings.new_videos_per_day, drift_kind=settings.drift_kind,
+        drift_day=settings.drift_day, arrived_days=settings.arrived_days,
+    )
+
+
+def daily_partitions(source: VideoRecSource) -> dg.DailyPartitionsDefinition:
+    """The days monitoring can judge: the simulator's, or your files' (read when the definitions load)."""
+    first, days = source.data_window("interactions")
+    return dg.DailyPartitionsDefinition(start_date=first.isoformat(), end_date=(first + timedelta(days=days)).isoformat())
 
 
 def build_definitions(platform: Platform, settings: VideoRecSettings) -> dg.Definitions:
-    definitions = [*build_raw_assets(), *build_training_assets(), *build_serving_assets()]
+    source = build_source(platform, settings)
+    definitions = [*build_raw_assets(), *build_training_assets(), *build_serving_assets(),
+                   *build_monitoring_assets(daily_partitions(source))]
     group = dg.AssetSelection.groups(GROUP)
+    # A raw table and its quarantine are one multi-asset: they materialize together.
+    ingested = dg.AssetSelection.assets(*RAW_TABLES, "video_rec_labeled_interactions").required_multi_asset_neighbors()
+    daily = dg.AssetSelection.assets("video_rec_served_recommendations", "video_rec_drift_report")
     jobs = [
         dg.define_asset_job(
             TRAINING_JOB,
-            selection=group,
+            selection=group - daily,
             description="Ingest and validate, train two-tower, index, ranker; register and evaluate the challenger; "
-            "promote it if it beats the champion; package the bento; write batch recommendations.",
+            "promote it if it beats the champion; package the bento; write batch recommendations and the "
+            "champion's monitoring reference.",
+        ),
+        dg.define_asset_job(
+            INGEST_JOB, selection=ingested,
+            description="Ingest and validate the views, uploads and users that have arrived (before monitoring a day).",
+        ),
+        dg.define_asset_job(
+            MONITORING_JOB, selection=daily,
+            description="Serve a day's homepages from the champion and judge the day: drift and live recall/nDCG.",
         ),
         rollback_job(GROUP),
     ]
@@ -31,6 +66,7 @@ def build_definitions(platform: Platform, settings: VideoRecSettings) -> dg.Defi
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
         jobs=jobs,
+        sensors=[build_video_rec_drift_sensor(TRAINING_JOB)],
         schedules=[
             dg.ScheduleDefinition(
                 name="video_rec_weekly_retrain", job_name=TRAINING_JOB, cron_schedule="0 4 * * 1",
@@ -41,11 +77,7 @@ def build_definitions(platform: Platform, settings: VideoRecSettings) -> dg.Defi
             )
         ],
         resources={
-            "video_rec_source": VideoRecSource(
-                raw_dir=settings.raw_dir, raw_dir_setting="MLSD_VIDEO_REC_RAW_DIR", landing_dir=platform.landing_dir(GROUP),
-                start_date=settings.start_date.isoformat(), days=settings.days, seed=settings.seed, users=settings.users,
-                videos=settings.videos, new_videos_per_day=settings.new_videos_per_day,
-            ),
+            "video_rec_source": source,
             "video_rec_time_split": VideoRecTimeSplit(ranker_window=settings.ranker_window, test_window=settings.test_window),
             "video_rec_training": VideoRecTraining(epochs=settings.epochs, top_k=settings.top_k,
                                                    evaluation_users=settings.evaluation_users),
@@ -70,8 +102,10 @@ CASE = CaseStudy(
     promotion_check=PROMOTION_CHECK,
     run_steps=(
         GatedTraining(TRAINING_JOB, PROMOTION_CHECK, "ingest, validate, two-tower, ANN index, ranker, registry, "
-                      "evaluation, promotion, bento, batch recommendations"),
+                      "evaluation, promotion, bento, batch recommendations, monitoring reference"),
+        LatestPartition(MONITORING_JOB, "served lists and drift report"),
     ),
+    monitoring_job=MONITORING_JOB,
     bento=BENTO,
     example_requests={"/recommend": {"user_id": "u000001", "k": 5}},
 )

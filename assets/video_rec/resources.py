@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import ClassVar
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import polars as pl
@@ -21,13 +21,17 @@ class VideoRecSource(RawSource):
     users: int = 3_000
     videos: int = 3_000
     new_videos_per_day: int = 60
+    drift_kind: str = "none"
+    drift_day: int = 0
+    arrived_days: int | None = None  # the simulator's clock: later days' views and uploads have not happened yet
 
     def simulation_config(self):
         from models.video_rec.simulator import VideoSimulationConfig
 
         return VideoSimulationConfig(
             seed=self.seed, start_date=date.fromisoformat(self.start_date), n_days=self.days, n_users=self.users,
-            n_videos=self.videos, new_videos_per_day=self.new_videos_per_day,
+            n_videos=self.videos, new_videos_per_day=self.new_videos_per_day, drift_kind=self.drift_kind,
+            drift_day=self.drift_day,
         )
 
     def fingerprint(self) -> str:
@@ -36,6 +40,15 @@ class VideoRecSource(RawSource):
     def simulate(self):
         """The simulated world (cached per configuration in this process): tables and latent truth."""
         return _simulated_world(self.simulation_config())
+
+    def scan(self, table: str, columns: dict | None = None) -> pl.LazyFrame:
+        frame = super().scan(table, columns)
+        if self.raw_dir or self.arrived_days is None:
+            return frame
+        now = datetime.combine(date.fromisoformat(self.start_date), datetime.min.time(), tzinfo=timezone.utc) + timedelta(
+            days=self.arrived_days)
+        stamp = {"interactions": "ts", "videos": "upload_ts"}.get(table)
+        return frame if stamp is None else frame.filter(pl.col(stamp) < now)
 
     def table(self, table: str, columns: dict | None = None) -> pl.DataFrame:
         frame = super().table(table, columns)

@@ -8,6 +8,8 @@ from datetime import date
 from assets.case import InvalidSetting
 from models.video_rec.features import WindowSize
 
+DRIFT_KINDS = ("taste", "catalogue")
+
 
 @dataclass(frozen=True)
 class VideoRecSettings:
@@ -26,6 +28,10 @@ class VideoRecSettings:
     top_k: int = 20  # batch recommendations per user
     epochs: int = 20
     evaluation_users: int = 2_000  # test users sampled for the offline metrics
+    drift: str = "none"  # simulator only: taste@DAY or catalogue@DAY (0-based day the drift starts)
+    # Simulator only: how many of the days have happened so far (None: all). Raise it to play the world forward:
+    # the views and uploads of later days are not there yet, as with your own files before they land.
+    arrived_days: int | None = None
 
     def __post_init__(self):
         for name in ("days", "users", "videos", "top_k", "epochs", "evaluation_users"):
@@ -36,5 +42,19 @@ class VideoRecSettings:
                 WindowSize.parse(getattr(self, name))
             except ValueError as error:
                 raise InvalidSetting(name, str(error)) from None
+        if self.drift != "none":
+            kind, _, day = self.drift.partition("@")
+            if kind not in DRIFT_KINDS or not day.isdigit() or not 0 < int(day) < self.days:
+                raise InvalidSetting("drift", f"use none, taste@DAY or catalogue@DAY (0-based day, 1 to {self.days - 1})")
+        if self.arrived_days is not None and not 0 < self.arrived_days <= self.days:
+            raise InvalidSetting("arrived_days", f"must be between 1 and days ({self.days})")
         if self.new_videos_per_day < 0:
             raise InvalidSetting("new_videos_per_day", "must be 0 or more")
+
+    @property
+    def drift_kind(self) -> str:
+        return self.drift.partition("@")[0]
+
+    @property
+    def drift_day(self) -> int:
+        return int(self.drift.partition("@")[2] or 0)

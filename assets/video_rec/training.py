@@ -279,7 +279,8 @@ def build_training_assets() -> list:
 
         model, vocab = load_two_tower(mlflow_tracking, str(video_rec_two_tower["run_id"][0]))
         config = ChainConfig()
-        as_of = video_rec_time_split.cutoffs(labeled).test_end
+        cutoffs = video_rec_time_split.cutoffs(labeled)
+        as_of = cutoffs.test_end
         with tempfile.TemporaryDirectory() as tmp, mlflow_tracking.activated():
             index_path = mlflow.artifacts.download_artifacts(
                 run_id=str(video_rec_ann_index["run_id"][0]), artifact_path="ann/index.faiss", dst_path=tmp
@@ -304,6 +305,9 @@ def build_training_assets() -> list:
                 "two_tower_run": str(video_rec_two_tower["run_id"][0]),
                 "ann_index_run": str(video_rec_ann_index["run_id"][0]),
                 "ranker_run": str(video_rec_ranker["run_id"][0]),
+                # Its held-out days: monitoring serves them for its reference and refuses the days before.
+                "test_start": cutoffs.test_start.isoformat(),
+                "test_end": cutoffs.test_end.isoformat(),
             }
             with mlflow_tracking.start_run(EXPERIMENT, "recommender", tags) as run:
                 mlflow.log_params({"as_of": as_of.isoformat(), "videos": state.videos.height, "users": state.profiles.height,

@@ -1,0 +1,77 @@
+"""Video recommendation's drift sensor on a temporary instance: the champion trained on the days that had arrived,
+then the world played forward a day at a time (views ingested, the day's homepages served and judged), once
+stable and once with a taste shift on the first day after the champion."""
+
+from dataclasses import dataclass
+
+import dagster as dg
+import pytest
+
+from assets.video_rec import INGEST_JOB, MONITORING_JOB
+from orchestration.definitions import build_definitions
+from orchestration.main import Runner
+from tests.conftest import case_named, small_settings_for
+
+TRAIN_DAYS = 13  # days arrived when the champion is trained; its held-out days (10-12) make the reference
+WORLD = dict(days=17, users=1_500, videos=1_500, new_videos_per_day=40, ranker_window="3d", test_window="3d", epochs=6)
+
+
+@dataclass
+class PlayedWorld:
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    days: list[str]  # the days monitored after the champion
+    alarms: dict[str, bool]
+    signals: dict[str, str]
+
+
+def _play(tmp_path, drift: str) -> PlayedWorld:
+    case = case_named("video_rec")
+    instance = dg.DagsterInstance.ephemeral()
+
+    def defs_at(arrived: int) -> dg.Definitions:
+        return build_definitions(small_settings_for(case, tmp_path, **WORLD, drift=drift, arrived_days=arrived))
+
+    assert Runner(defs_at(TRAIN_DAYS), instance).train(case) == "challenger promoted to champion"
+    defs = defs_at(WORLD["days"])
+    assert defs.resolve_job_def(INGEST_JOB).execute_in_process(instance=instance).success
+    runner = Runner(defs, instance)
+    days = runner.partitions(MONITORING_JOB)[TRAIN_DAYS:]
+    for day in days:
+        runner.one_partition(case, MONITORING_JOB, "drift report", day)
+    records = instance.fetch_materializations(dg.AssetKey("video_rec_drift_report"), limit=100).records
+    metadata = {r.asset_materialization.partition: r.asset_materialization.metadata for r in records}
+    return PlayedWorld(defs, instance, days, {d: m["alarm"].value for d, m in metadata.items()},
+                       {d: m["signals"].value for d, m in metadata.items()})
+
+
+def _tick(world: PlayedWorld, cursor=None):
+    sensor = world.defs.resolve_sensor_def("video_rec_drift_sensor")
+    return sensor.evaluate_tick(dg.build_sensor_context(instance=world.instance, definitions=world.defs, cursor=cursor))
+
+
+@pytest.mark.slow
+def test_stable_days_request_no_retraining(tmp_path):
+    world = _play(tmp_path, "none")
+    assert set(world.alarms) == set(world.days)
+    assert sum(world.alarms.values()) <= 1, world.signals  # a lone noisy day at most; the policy needs two
+    result = _tick(world)
+    assert result.run_requests == []
+    assert "no retraining needed" in result.skip_message
+
+
+@pytest.mark.slow
+def test_a_taste_shift_requests_exactly_one_run_for_its_episode(tmp_path):
+    world = _play(tmp_path, f"taste@{TRAIN_DAYS}")
+    first_day = world.days[0]
+    assert world.alarms[first_day] is True, world.signals
+    assert "topic" in world.signals[first_day]  # what moved: the topics watched
+    first = _tick(world)
+    assert len(first.run_requests) == 1
+    request = first.run_requests[0]
+    assert request.run_key == f"drift-episode-{first_day}"
+    assert request.job_name in (None, "video_rec_training_job")
+    assert request.tags["mlsd/trigger"] == "drift"
+    assert request.tags["mlsd/promotion_mode"] == "non_inferiority"
+    # Ticking again with the cursor the first tick left: the episode has had its run.
+    assert _tick(world, cursor=first.cursor).run_requests == []
