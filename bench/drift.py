@@ -6,12 +6,14 @@ monitored exactly as the ad_click_drift_report asset does (models/ad_click/monit
 decides as the drift sensor does. Reported: detection delay (first alarm day minus drift day), the day retraining
 would be requested, and false alarms over the stable world's monitored days.
 
-    ./dev.sh bench drift [--days 60] [--drift-day 30] [--impressions-per-day 60000]
+    ./dev.sh bench drift [ad_click] [--days 60] [--drift-day 30] [--impressions-per-day 60000]
+    ./dev.sh bench drift video_rec [...]   (bench/video_drift.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -33,6 +35,13 @@ def _features(config: SimulationConfig) -> pl.DataFrame:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["video_rec"]:
+        from bench import video_drift
+
+        sys.argv = [sys.argv[0], *sys.argv[2:]]
+        return video_drift.main()
+    if sys.argv[1:2] == ["ad_click"]:
+        sys.argv = [sys.argv[0], *sys.argv[2:]]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--drift-day", type=int, default=30, help="0-based; monitoring starts on this day")
