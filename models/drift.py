@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -211,8 +212,6 @@ class RetrainPolicy:
         if sum(alarms[-self.window :]) < self.alarms_needed:
             return None
         if last_trigger_day is not None:
-            from datetime import date
-
             if (date.fromisoformat(days[-1]) - date.fromisoformat(last_trigger_day)).days < self.cooldown_days:
                 return None
         # The episode began at its first alarm: walk back until a full window without any. Whenever the policy is
