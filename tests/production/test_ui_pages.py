@@ -72,6 +72,8 @@ def test_dagster_ui_lists_every_group_with_its_checks(production_stack, page):
     graph = _graph()
     groups = sorted({a["group"] for a in graph["assets"].values()})
     page.goto(f"{dagster_url(production_stack)}/catalog", wait_until="networkidle")
+    # The asset list renders only the rows on screen: a window tall enough for the largest group shows them all.
+    page.set_viewport_size({"width": 1600, "height": 3000})
     for group in groups:
         page.goto(f"{dagster_url(production_stack)}/locations/mlsd/asset-groups/{group}/list", wait_until="networkidle")
         for asset in (name for name, a in graph["assets"].items() if a["group"] == group):
