@@ -18,6 +18,25 @@ import polars as pl
 EPS = 1e-4
 
 
+@dataclass(frozen=True)
+class SimulatedDrift:
+    """A simulator's drift setting, `none` or `KIND@DAY` (the 0-based day it starts), parsed once for every case."""
+
+    kind: str = "none"
+    day: int = 0
+
+    @classmethod
+    def parse(cls, text: str, kinds: Sequence[str], days: int | None = None) -> SimulatedDrift:
+        if text == "none":
+            return cls()
+        kind, _, day = text.partition("@")
+        last = f"1 to {days - 1}" if days else "1 or later"
+        usage = f"use none or KIND@DAY with KIND one of {', '.join(kinds)} and DAY the 0-based day it starts ({last})"
+        if kind not in kinds or not day.isdigit() or int(day) < 1 or (days is not None and int(day) >= days):
+            raise ValueError(usage)
+        return cls(kind, int(day))
+
+
 def psi_numeric(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     reference = reference[~np.isnan(reference)]
     current = current[~np.isnan(current)]

@@ -38,7 +38,8 @@ def build_source(platform: Platform, settings: AdClickSettings) -> AdClickSource
         raw_dir=settings.raw_dir, raw_dir_setting="MLSD_AD_CLICK_RAW_DIR", landing_dir=platform.landing_dir(GROUP),
         start_date=(settings.start_date or SIMULATED_START).isoformat(), days=settings.days or SIMULATED_DAYS,
         seed=settings.seed, users=settings.users, ads=settings.ads, advertisers=settings.advertisers,
-        impressions_per_day=settings.impressions_per_day, drift_kind=settings.drift_kind, drift_day=settings.drift_day,
+        impressions_per_day=settings.impressions_per_day, drift_kind=settings.simulated_drift.kind,
+        drift_day=settings.simulated_drift.day,
     )
     if settings.raw_dir and (settings.start_date is None or settings.days is None):
         first, days = source.data_window("impressions")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from assets.case import InvalidSetting
+from models.drift import SimulatedDrift
 from models.windows import WindowSize
 
 DRIFT_KINDS = ("covariate", "concept")
@@ -29,10 +30,10 @@ class AdClickSettings:
     drift: str = "none"  # simulator only: covariate@DAY or concept@DAY (0-based day the drift starts)
 
     def __post_init__(self):
-        if self.drift != "none":
-            kind, _, day = self.drift.partition("@")
-            if kind not in DRIFT_KINDS or not day.isdigit():
-                raise InvalidSetting("drift", "use none, covariate@DAY or concept@DAY (0-based day)")
+        try:
+            SimulatedDrift.parse(self.drift, DRIFT_KINDS, None)
+        except ValueError as error:
+            raise InvalidSetting("drift", str(error)) from None
         for name in ("users", "ads", "advertisers", "impressions_per_day"):
             if getattr(self, name) < 1:
                 raise InvalidSetting(name, "must be at least 1")
@@ -47,9 +48,5 @@ class AdClickSettings:
             raise InvalidSetting("warmup_days", "must be 0 or more")
 
     @property
-    def drift_kind(self) -> str:
-        return self.drift.partition("@")[0]
-
-    @property
-    def drift_day(self) -> int:
-        return int(self.drift.partition("@")[2] or 0)
+    def simulated_drift(self) -> SimulatedDrift:
+        return SimulatedDrift.parse(self.drift, DRIFT_KINDS, None)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from assets.case import InvalidSetting
+from models.drift import SimulatedDrift
 from models.video_rec.features import WindowSize
 
 DRIFT_KINDS = ("taste", "catalogue")
@@ -42,19 +43,15 @@ class VideoRecSettings:
                 WindowSize.parse(getattr(self, name))
             except ValueError as error:
                 raise InvalidSetting(name, str(error)) from None
-        if self.drift != "none":
-            kind, _, day = self.drift.partition("@")
-            if kind not in DRIFT_KINDS or not day.isdigit() or not 0 < int(day) < self.days:
-                raise InvalidSetting("drift", f"use none, taste@DAY or catalogue@DAY (0-based day, 1 to {self.days - 1})")
+        try:
+            SimulatedDrift.parse(self.drift, DRIFT_KINDS, self.days)
+        except ValueError as error:
+            raise InvalidSetting("drift", str(error)) from None
         if self.arrived_days is not None and not 0 < self.arrived_days <= self.days:
             raise InvalidSetting("arrived_days", f"must be between 1 and days ({self.days})")
         if self.new_videos_per_day < 0:
             raise InvalidSetting("new_videos_per_day", "must be 0 or more")
 
     @property
-    def drift_kind(self) -> str:
-        return self.drift.partition("@")[0]
-
-    @property
-    def drift_day(self) -> int:
-        return int(self.drift.partition("@")[2] or 0)
+    def simulated_drift(self) -> SimulatedDrift:
+        return SimulatedDrift.parse(self.drift, DRIFT_KINDS, self.days)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.drift import RetrainPolicy, ks_statistic, psi_categorical, psi_numeric
+from models.drift import RetrainPolicy, SimulatedDrift, ks_statistic, psi_categorical, psi_numeric
 
 rng = np.random.default_rng(0)
 
@@ -91,3 +91,11 @@ def test_judge_day_raises_the_alarm_on_a_distribution_a_level_or_a_live_metric()
     # Before the day's labels are in, the live metric cannot breach.
     waiting = judge_day("2026-02-03", monitors, reference, normal, levels, {"recall": None}, {"recall": 0.2})
     assert not waiting.alarm and "no labels yet" in waiting.signals[-1].message
+
+
+def test_a_simulated_drift_setting_is_parsed_or_refused_with_its_usage():
+    assert SimulatedDrift.parse("none", ("taste",)) == SimulatedDrift()
+    assert SimulatedDrift.parse("taste@5", ("taste", "catalogue"), days=28) == SimulatedDrift("taste", 5)
+    for wrong in ("sideways@5", "taste", "taste@x", "taste@0", "taste@28"):
+        with pytest.raises(ValueError, match="KIND one of taste, catalogue.*1 to 27"):
+            SimulatedDrift.parse(wrong, ("taste", "catalogue"), days=28)
