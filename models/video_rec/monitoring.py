@@ -28,6 +28,9 @@ POPULARITY_LOOKBACK = timedelta(days=7)
 NEW_VIDEO_AGE = timedelta(days=7)
 POPULARITY_BINS = 10
 DAY = timedelta(days=1)
+# Each reference day costs a nightly batch over every user; months of real data can have a test window of weeks
+# (it grows until it holds enough users), so the reference serves at most this many of its days, spread over it.
+REFERENCE_DAYS = 7
 
 MONITORS = Monitors(
     distributions=(
@@ -181,15 +184,24 @@ class Reference:
         return cls(days, distributions, levels, live, probe)
 
 
+def reference_days(test_start: datetime, test_end: datetime, most: int = REFERENCE_DAYS) -> list[datetime]:
+    """The starts of the held-out days the reference serves: all of them, or `most` spread evenly from first to last."""
+    starts = []
+    while test_start + len(starts) * DAY < test_end:
+        starts.append(test_start + len(starts) * DAY)
+    if len(starts) <= most:
+        return starts
+    return [starts[round(i * (len(starts) - 1) / (most - 1))] for i in range(most)]
+
+
 def build_reference(champion: Recommender, labeled: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame,
                     test_start: datetime, test_end: datetime, progress=lambda message: None, seed: int = 0) -> Reference:
-    """Each test-window day of the champion served and described as a monitored day is."""
+    """The test-window days of the champion (at most REFERENCE_DAYS of them) served and described as a monitored day is."""
     window = between(labeled, test_start, test_end)
     active = window.select("user_id").unique().sort("user_id")
     probe = active.sample(min(PROBE_USERS, active.height), seed=seed)["user_id"].sort().to_list()
     days, pooled, levels, live = [], {n: [] for n in DISTRIBUTIONS}, {n: [] for n in LEVELS}, {m.name: [] for m in MONITORS.live}
-    start = test_start
-    while start < test_end:
+    for start in reference_days(test_start, test_end):
         lists = served_lists(champion, labeled, users, videos, start)
         values, day_levels = day_values(labeled, videos, start, lists, probe)
         for name in DISTRIBUTIONS:
@@ -200,7 +212,6 @@ def build_reference(champion: Recommender, labeled: pl.DataFrame, users: pl.Data
             live[name].extend(per_user.values())
         days.append(start.date().isoformat())
         progress(f"reference day {days[-1]}: {int(day_levels['views'])} views, {lists['user_id'].n_unique()} users served")
-        start += DAY
     return Reference(days, pooled, levels, {n: float(np.mean(v)) if v else None for n, v in live.items()}, probe)
 
 

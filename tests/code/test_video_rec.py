@@ -212,3 +212,12 @@ def test_video_drift_settings_are_validated():
         VideoSimulationConfig(drift_kind="sideways")
     with pytest.raises(ValueError, match="drift_day"):
         VideoSimulationConfig(n_days=5, drift_kind="taste", drift_day=9)
+
+
+def test_a_long_held_out_window_is_referenced_by_a_week_of_its_days_spread_from_first_to_last():
+    from models.video_rec.monitoring import reference_days
+
+    assert reference_days(T0, T0 + timedelta(days=4)) == [T0 + timedelta(days=i) for i in range(4)]
+    spread = reference_days(T0, T0 + timedelta(days=61))
+    assert len(spread) == 7 and spread[0] == T0 and spread[-1] == T0 + timedelta(days=60)
+    assert len(set(spread)) == 7
