@@ -1,6 +1,8 @@
 """Video recommendation's drift sensor on a temporary instance: the champion trained on the days that had arrived,
 then the world played forward a day at a time (views ingested, the day's homepages served and judged), once
-stable and once with a taste shift on the first day after the champion."""
+stable and once with a taste shift on the first day after the champion. Both worlds are the same world until that
+day, so one champion serves both: each play re-judges every later day, and the sensor reads each day's latest
+report."""
 
 from dataclasses import dataclass
 
@@ -25,22 +27,35 @@ class PlayedWorld:
     signals: dict[str, str]
 
 
-def _play(tmp_path, drift: str) -> PlayedWorld:
-    case = case_named("video_rec")
+@dataclass
+class Champion:
+    state: object  # the state folder: MLflow, the landed worlds, the assets
+    instance: dg.DagsterInstance
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory) -> Champion:
+    state = tmp_path_factory.mktemp("video_drift")
     instance = dg.DagsterInstance.ephemeral()
+    case = case_named("video_rec")
+    defs = build_definitions(small_settings_for(case, state, **WORLD, arrived_days=TRAIN_DAYS))
+    assert Runner(defs, instance).train(case) == "challenger promoted to champion"
+    return Champion(state, instance)
 
-    def defs_at(arrived: int) -> dg.Definitions:
-        return build_definitions(small_settings_for(case, tmp_path, **WORLD, drift=drift, arrived_days=arrived))
 
-    assert Runner(defs_at(TRAIN_DAYS), instance).train(case) == "challenger promoted to champion"
-    defs = defs_at(WORLD["days"])
+def _play(champion: Champion, drift: str) -> PlayedWorld:
+    case = case_named("video_rec")
+    instance = champion.instance
+    defs = build_definitions(small_settings_for(case, champion.state, **WORLD, drift=drift, arrived_days=WORLD["days"]))
     assert defs.resolve_job_def(INGEST_JOB).execute_in_process(instance=instance).success
     runner = Runner(defs, instance)
     days = runner.partitions(MONITORING_JOB)[TRAIN_DAYS:]
     for day in days:
         runner.one_partition(case, MONITORING_JOB, "drift report", day)
     records = instance.fetch_materializations(dg.AssetKey("video_rec_drift_report"), limit=100).records
-    metadata = {r.asset_materialization.partition: r.asset_materialization.metadata for r in records}
+    # This play's reports: the latest of each day.
+    metadata = {r.asset_materialization.partition: r.asset_materialization.metadata
+                for r in sorted(records, key=lambda r: r.storage_id)}
     return PlayedWorld(defs, instance, days, {d: m["alarm"].value for d, m in metadata.items()},
                        {d: m["signals"].value for d, m in metadata.items()})
 
@@ -51,8 +66,8 @@ def _tick(world: PlayedWorld, cursor=None):
 
 
 @pytest.mark.slow
-def test_stable_days_request_no_retraining(tmp_path):
-    world = _play(tmp_path, "none")
+def test_stable_days_request_no_retraining(champion):
+    world = _play(champion, "none")
     assert set(world.alarms) == set(world.days)
     assert sum(world.alarms.values()) <= 1, world.signals  # a lone noisy day at most; the policy needs two
     result = _tick(world)
@@ -61,8 +76,8 @@ def test_stable_days_request_no_retraining(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_taste_shift_requests_exactly_one_run_for_its_episode(tmp_path):
-    world = _play(tmp_path, f"taste@{TRAIN_DAYS}")
+def test_a_taste_shift_requests_exactly_one_run_for_its_episode(champion):
+    world = _play(champion, f"taste@{TRAIN_DAYS}")
     first_day = world.days[0]
     assert world.alarms[first_day] is True, world.signals
     assert "topic" in world.signals[first_day]  # what moved: the topics watched
