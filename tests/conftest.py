@@ -213,11 +213,21 @@ def deploy_bento(run: CaseRun, home: Path, archive_dir: Path) -> tuple[str, str]
 
 @dataclass
 class Served:
-    url: str
-    port: int
-    process: object
+    server: object  # bentos.server.ServedBento
     version: str
     settings: object
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def process(self):
+        return self.server.process
 
 
 class _Servers:
@@ -237,7 +247,7 @@ class _Servers:
             env |= {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
                     **run.case.serving_env(run.settings.platform), **env_overrides}
             server = self.stack.enter_context(serving(tag, env=env, cwd=workdir, log=workdir / "serve.log"))
-            self.served[key] = Served(server.url, server.port, server.process, version, run.settings)
+            self.served[key] = Served(server, version, run.settings)
         return self.served[key]
 
 
@@ -247,4 +257,7 @@ def served_cases(case_runs, tmp_path_factory):
     import contextlib
 
     with contextlib.ExitStack() as stack:
-        yield _Servers(case_runs, tmp_path_factory, stack)
+        servers = _Servers(case_runs, tmp_path_factory, stack)
+        yield servers
+        for served in servers.served.values():
+            served.server.interrupt()  # all at once; the stack then waits for each
