@@ -66,11 +66,15 @@ def day_start(day: str, like: datetime) -> datetime:
 
 
 def served_lists(champion: Recommender, labeled: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame,
-                 start: datetime, k: int = SERVED_K) -> pl.DataFrame:
+                 start: datetime, k: int = SERVED_K, only: list[str] | None = None) -> pl.DataFrame:
     """The lists served on the day starting at `start`: the champion's models over the state as of then (a nightly
-    batch reads only the views before it), for every user who had watched anything by then."""
+    batch reads only the views before it), for every user who had watched anything by then (or those of `only`: a
+    user's list does not depend on whom else the batch serves)."""
     current = state_at(champion, labeled, users, videos, start)
-    known = before(labeled, start).select("user_id").unique().sort("user_id")["user_id"].to_list()
+    known = before(labeled, start).select("user_id").unique()
+    if only is not None:
+        known = known.filter(pl.col("user_id").is_in(only))
+    known = known.sort("user_id")["user_id"].to_list()
     parts = [current.recommend(known[i : i + 500], k) for i in range(0, len(known), 500)]
     return pl.concat(parts) if parts else current.recommend([], k)
 
@@ -202,7 +206,10 @@ def build_reference(champion: Recommender, labeled: pl.DataFrame, users: pl.Data
     probe = active.sample(min(PROBE_USERS, active.height), seed=seed)["user_id"].sort().to_list()
     days, pooled, levels, live = [], {n: [] for n in DISTRIBUTIONS}, {n: [] for n in LEVELS}, {m.name: [] for m in MONITORS.live}
     for start in reference_days(test_start, test_end):
-        lists = served_lists(champion, labeled, users, videos, start)
+        # What the reference reads of a day's lists: the probe users' scores and the lists of those who came back
+        # to watch something relevant (the live metrics); the rest of the batch would change nothing.
+        judged = between(labeled, start, start + DAY).filter(pl.col("relevant"))["user_id"].unique().to_list()
+        lists = served_lists(champion, labeled, users, videos, start, only=sorted(set(probe) | set(judged)))
         values, day_levels = day_values(labeled, videos, start, lists, probe)
         for name in DISTRIBUTIONS:
             pooled[name].extend(list(values[name]))
@@ -211,7 +218,7 @@ def build_reference(champion: Recommender, labeled: pl.DataFrame, users: pl.Data
         for name, per_user in live_quality(lists, labeled, start).items():
             live[name].extend(per_user.values())
         days.append(start.date().isoformat())
-        progress(f"reference day {days[-1]}: {int(day_levels['views'])} views, {lists['user_id'].n_unique()} users served")
+        progress(f"reference day {days[-1]}: {int(day_levels['views'])} views, {lists['user_id'].n_unique()} probe and judged users served")
     return Reference(days, pooled, levels, {n: float(np.mean(v)) if v else None for n, v in live.items()}, probe)
 
 

@@ -9,6 +9,7 @@ carries the state it was built with, so the bento and the batch recommendations 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +64,8 @@ class ServingState:
     def __post_init__(self):
         self.video_ids = self.videos["video_id"].to_list()
         self.video_row = {v: i for i, v in enumerate(self.video_ids)}
+        self.popular_rows = np.array([self.video_row[v] for v in self.popular], dtype=np.int64)
+        self.trending_rows = np.array([self.video_row[v] for v in self.trending], dtype=np.int64)
         self.user_row = {u: i for i, u in enumerate(self.profiles["user_id"].to_list())}
         self.history_length = self.profiles["history"].list.len().to_list()
         # The catalogue's side of the ranker features, row = index position: computed once per state and gathered
@@ -117,42 +120,40 @@ def build_state(
 
 
 def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray, seen: list[set[str]], config: ChainConfig) -> pl.DataFrame:
-    """Union of the sources per user (seen videos dropped), with the two-tower score of every candidate."""
-    scores, positions = state.index.search_positions(embeddings, config.ann_candidates + 50)
+    """Union of the sources per user (seen videos dropped), with the two-tower score of every candidate: the ANN's
+    first `ann_candidates`, then the popular and the trending ones; a video from several sources keeps its first
+    row and carries every source's flag."""
+    _, found = state.index.search_positions(embeddings, config.ann_candidates + 50)
+    pools = ((2, state.popular_rows, config.popular_candidates), (4, state.trending_rows, config.trending_candidates))
+    columns: dict[str, list[np.ndarray]] = {"user": [], "position": [], "tt_rank": [], "source": []}
+    for u in range(len(user_ids)):
+        seen_rows = np.fromiter((state.video_row[v] for v in seen[u] if v in state.video_row), dtype=np.int64)
+        ranks = np.flatnonzero((found[u] >= 0) & ~np.isin(found[u], seen_rows))[: config.ann_candidates]
+        positions, tt_rank, source = [found[u][ranks].astype(np.int64)], [ranks.astype(np.float64)], [np.ones(len(ranks), np.int64)]
+        for flag, pool, limit in pools:
+            kept = pool[~np.isin(pool, seen_rows)][:limit]
+            positions.append(kept)
+            tt_rank.append(np.full(len(kept), NOT_RETRIEVED))
+            source.append(np.full(len(kept), flag, np.int64))
+        positions, tt_rank, source = np.concatenate(positions), np.concatenate(tt_rank), np.concatenate(source)
+        unique, first, inverse = np.unique(positions, return_index=True, return_inverse=True)
+        flags = np.zeros(len(unique), np.int64)
+        np.bitwise_or.at(flags, inverse, source)
+        rows = np.sort(first)
+        columns["user"].append(np.full(len(rows), u, np.int64))
+        columns["position"].append(positions[rows])
+        columns["tt_rank"].append(tt_rank[rows])
+        columns["source"].append(flags[inverse[rows]])
+    joined = {name: np.concatenate(parts) if parts else np.zeros(0, np.int64) for name, parts in columns.items()}
+    users, positions = joined["user"], joined["position"]
     video_ids = state.video_ids
-    rows: dict[str, list] = {"user_id": [], "position": [], "tt_rank": [], "source": []}
-    for u, user in enumerate(user_ids):
-        taken: dict[int, int] = {}  # candidate position -> its row, so a second source only adds its flag
-
-        def add(position: int, rank: float, source: int) -> None:
-            if position in taken:
-                rows["source"][taken[position]] |= source
-                return
-            taken[position] = len(rows["position"])
-            rows["user_id"].append(user)
-            rows["position"].append(position)
-            rows["tt_rank"].append(rank)
-            rows["source"].append(source)
-
-        kept = 0
-        for rank, position in enumerate(positions[u]):
-            if position < 0 or kept >= config.ann_candidates or video_ids[position] in seen[u]:
-                continue
-            add(int(position), float(rank), 1)
-            kept += 1
-        for source, pool, limit in ((2, state.popular, config.popular_candidates), (4, state.trending, config.trending_candidates)):
-            added = 0
-            for video in pool:
-                if added >= limit:
-                    break
-                if video in seen[u]:
-                    continue
-                add(state.video_row[video], NOT_RETRIEVED, source)
-                added += 1
-    frame = pl.DataFrame(rows, schema={"user_id": pl.String, "position": pl.Int64, "tt_rank": pl.Float64, "source": pl.Int64})
-    user_index = {u: i for i, u in enumerate(user_ids)}
-    users = frame["user_id"].replace_strict(user_index, return_dtype=pl.Int64).to_numpy()
-    tt_score = np.einsum("ij,ij->i", embeddings[users], state.video_embeddings[frame["position"].to_numpy()])
+    frame = pl.DataFrame({
+        "user_id": pl.Series(user_ids, dtype=pl.String)[users],
+        "position": positions,
+        "tt_rank": joined["tt_rank"].astype(np.float64),
+        "source": joined["source"],
+    }, schema={"user_id": pl.String, "position": pl.Int64, "tt_rank": pl.Float64, "source": pl.Int64})
+    tt_score = np.einsum("ij,ij->i", embeddings[users], state.video_embeddings[positions])
     return frame.with_columns(
         video_id=pl.Series(video_ids, dtype=pl.String)[frame["position"]],
         tt_score=pl.Series(tt_score, dtype=pl.Float64),
@@ -160,6 +161,19 @@ def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray,
         from_popular=(pl.col("source") & 2 > 0).cast(pl.Float64),
         from_trending=(pl.col("source") & 4 > 0).cast(pl.Float64),
     )
+
+
+class _Pool(Sequence):
+    """A user's ranked candidates, each built when the re-ranker reads it (it stops once the list is full)."""
+
+    def __init__(self, make, positions: np.ndarray, scores: np.ndarray):
+        self.make, self.positions, self.scores = make, positions, scores
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int) -> Candidate:
+        return self.make(int(self.positions[i]), float(self.scores[i]))
 
 
 def candidate_features(state: ServingState, frame: pl.DataFrame, profiles: pl.DataFrame) -> pl.DataFrame:
@@ -309,10 +323,14 @@ class Recommender:
             ranked = features.select("user_id", "position").with_columns(score=pl.Series(scores, dtype=pl.Float64))
             ranked = ranked.with_row_index("row").sort(["user_id", "score", "row"], descending=[False, True, False])
             where = {u: i for i, u in enumerate(user_ids)}
-            for (user,), group in ranked.group_by("user_id", maintain_order=True):
+            counts = ranked.group_by("user_id", maintain_order=True).len()
+            ends = np.cumsum(counts["len"].to_numpy())
+            positions, ranked_scores = ranked["position"].to_numpy(), ranked["score"].to_numpy()
+            for user, start, end in zip(counts["user_id"].to_list(), ends - counts["len"].to_numpy(), ends):
                 i = where[user]
-                pool = [self._candidate(int(p), float(s)) for p, s in zip(group["position"], group["score"])]
-                self._append(out, user, rerank(pool, seen[i], k, self._rules), strategy[i])
+                pool = _Pool(self._candidate, positions[start:end], ranked_scores[start:end])
+                picked = rerank(pool, seen[i], k, self._rules, embeddings=self.state.video_embeddings[pool.positions])
+                self._append(out, user, picked, strategy[i])
         for i, s in enumerate(strategy):
             if s == "popular":
                 pool = [self._candidate(self.state.video_row[v], -float(r)) for r, v in enumerate(self.state.trending)]

@@ -9,7 +9,9 @@ fill the list (never seen ones or duplicates).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,8 +23,7 @@ class RerankRules:
     max_per_topic: int = 4
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):  # a tuple: a batch builds hundreds of thousands of them
     video_id: str
     score: float
     channel: str | None
@@ -31,15 +32,19 @@ class Candidate:
     title_key: str | None = None  # normalized title: equal keys are the same content
 
 
-def rerank(candidates: list[Candidate], seen: set[str], k: int, rules: RerankRules = RerankRules()) -> list[Candidate]:
-    """`candidates` in the ranker's order (best first); returns at most k."""
+def rerank(candidates: Sequence[Candidate], seen: set[str], k: int, rules: RerankRules = RerankRules(),
+           embeddings: np.ndarray | None = None) -> list[Candidate]:
+    """`candidates` in the ranker's order (best first); returns at most k. `embeddings` (one row per candidate), when
+    given, saves stacking them: the candidates are then read only up to where the list fills, so a lazy sequence
+    builds only those."""
     picked: list[Candidate] = []
     held_back: list[int] = []
     channels: Counter = Counter()
     topics: Counter = Counter()
     # Each pick marks the candidates it duplicates (one matrix-vector product a pick), so testing a candidate is a
     # lookup: re-stacking the picked embeddings for every candidate cost 34 ms a user for 100 of 270.
-    embeddings = np.stack([c.embedding for c in candidates]) if candidates else None
+    if embeddings is None and len(candidates):
+        embeddings = np.stack([c.embedding for c in candidates])
     duplicate = np.zeros(len(candidates), dtype=bool)
     titles: set[str] = set()
 
