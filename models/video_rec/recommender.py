@@ -168,12 +168,21 @@ class _Pool(Sequence):
 
     def __init__(self, make, positions: np.ndarray, scores: np.ndarray):
         self.make, self.positions, self.scores = make, positions, scores
+        self.built: dict[int, Candidate] = {}
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def __getitem__(self, i: int) -> Candidate:
-        return self.make(int(self.positions[i]), float(self.scores[i]))
+        candidate = self.built.get(i)
+        if candidate is None:
+            if not -len(self.positions) <= i < len(self.positions):
+                raise IndexError(i)
+            candidate = self.built[i] = self.make(int(self.positions[i]), float(self.scores[i]))
+        return candidate
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self.positions)))
 
 
 def candidate_features(state: ServingState, frame: pl.DataFrame, profiles: pl.DataFrame) -> pl.DataFrame:
