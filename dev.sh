@@ -42,7 +42,7 @@ setup() {
         if [ -n "${MLSD_DAGSTER_POSTGRES_URL:-}" ]; then
             cp orchestration/dagster_postgres.yaml "$DAGSTER_HOME/dagster.yaml"
         else
-            printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+            cp orchestration/dagster_local.yaml "$DAGSTER_HOME/dagster.yaml"
         fi
     fi
 }

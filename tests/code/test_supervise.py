@@ -7,6 +7,7 @@ started the way a terminal would run them, stopped the way Ctrl-C does (SIGINT t
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -300,7 +301,7 @@ def start_dev(tmp_path: Path, command: str, env_extra: dict[str, str]) -> tuple[
     """`./dev.sh COMMAND` in its own session, as a terminal's foreground job, with all state under tmp_path."""
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    shutil.copy(ROOT / "orchestration" / "dagster_local.yaml", dagster_home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSD_")}  # MLSD_ENV_FILE and friends
     env.update(
         MLSD_STATE_DIR=str(tmp_path / "state"),

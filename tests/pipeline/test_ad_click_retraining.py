@@ -1,6 +1,7 @@
 """Retraining that starts itself: the drift sensor on a temporary instance, and the real daemon end to end."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def drifted_world(tmp_path_factory) -> DriftedWorld:
     tmp_path = tmp_path_factory.mktemp("drifted")
     home = tmp_path / "dagster"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    shutil.copy(ROOT / "orchestration" / "dagster_local.yaml", home / "dagster.yaml")  # as ./dev.sh sets it up
     # A clean environment: in-process MLflow calls of earlier tests leave MLFLOW_* variables behind.
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY", "BENTOML_HOME"))}
     env = {**base, **_environment(tmp_path / "state", f"covariate@{TRAIN_DAYS}"), "DAGSTER_HOME": str(home),
@@ -114,12 +115,13 @@ def test_the_daemon_runs_the_sensor_and_the_retraining_succeeds(drifted_world, t
     home, env = drifted_world.home, drifted_world.env
     settings = Settings.from_env(env)
     bin_dir = Path(sys.executable).parent
-    subprocess.run([str(bin_dir / "dagster"), "sensor", "start", "ad_click_drift_sensor", "-m", "orchestration.definitions"],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
     log = open(tmp_path / "daemon.log", "w")
     daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-m", "orchestration.definitions"],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        # Turned on while the daemon starts, as a user would in the UI: its sensor loop finds it running.
+        subprocess.run([str(bin_dir / "dagster"), "sensor", "start", "ad_click_drift_sensor", "-m",
+                        "orchestration.definitions"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
         deadline = time.monotonic() + 600
         run = None
         while time.monotonic() < deadline:
