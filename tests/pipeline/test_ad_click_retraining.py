@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from orchestration.cases import find
 from orchestration.definitions import build_definitions
 from orchestration.main import Runner
 from orchestration.settings import Settings
@@ -34,21 +35,20 @@ def _environment(state: Path, drift: str | None) -> dict[str, str]:
     return env
 
 
-def _live_world(env: dict[str, str], instance: dg.DagsterInstance):
-    """Train on the first days, then let the rest arrive and be monitored, as production would."""
-    from orchestration.cases import find
-
+def _arrive_and_monitor(env: dict[str, str], instance: dg.DagsterInstance, keys: slice, train: bool = False):
+    """Days arrive as one range (as a catch-up backfill would); each is then monitored alone, as production would.
+    With `train`, the champion is trained on them instead."""
     case = find("ad_click")
     defs = build_definitions(Settings.from_env(env))
     runner = Runner(defs, instance)
-    keys = runner.partitions(case.daily_job)
-    # Each stretch of days arrives as one range (as a catch-up backfill would); each later day is monitored alone.
-    runner.every_partition(case, case.daily_job, "day", keys[:TRAIN_DAYS], single_run=True)
-    assert runner.train(case) == "challenger promoted to champion"
-    runner.every_partition(case, case.daily_job, "day", keys[TRAIN_DAYS:], single_run=True)
-    for key in keys[TRAIN_DAYS:]:
-        runner.one_partition(case, case.monitoring_job, "drift report", key)
-    return defs, keys
+    days = runner.partitions(case.daily_job)[keys]
+    runner.every_partition(case, case.daily_job, "day", days, single_run=True)
+    if train:
+        assert runner.train(case) == "challenger promoted to champion"
+    else:
+        for key in days:
+            runner.one_partition(case, case.monitoring_job, "drift report", key)
+    return defs, days
 
 
 def _tick(defs, instance, cursor=None):
@@ -57,38 +57,44 @@ def _tick(defs, instance, cursor=None):
     return sensor.evaluate_tick(context)
 
 
-@pytest.mark.slow
-def test_stable_data_requests_no_retraining(tmp_path):
-    instance = dg.DagsterInstance.ephemeral()
-    defs, _ = _live_world(_environment(tmp_path, None), instance)
-    result = _tick(defs, instance)
-    assert result.run_requests == []
-    assert "no retraining needed" in result.skip_message
-
-
 @dataclass
 class DriftedWorld:
     home: Path
     env: dict
     defs: dg.Definitions
     keys: list
+    stable_tick: object  # the sensor's tick after the same days had been played without drift
 
 
 @pytest.fixture(scope="module")
 def drifted_world(tmp_path_factory) -> DriftedWorld:
-    """Covariate drift from day 14, played forward on a Dagster instance on disk, so the sensor test (a temporary
-    context over it) and the real daemon both use the same world."""
+    """A champion trained on the first 14 days, then the 6 days after it played twice on a Dagster instance on disk:
+    stable (the sensor ticks once), then with covariate drift from day 14, which the sensor test (a temporary
+    context over it) and the real daemon use. The worlds are the same until day 14, so one champion serves both;
+    each play re-judges every later day, and the sensor reads each day's latest report."""
     tmp_path = tmp_path_factory.mktemp("drifted")
     home = tmp_path / "dagster"
     home.mkdir()
     shutil.copy(ROOT / "orchestration" / "dagster_local.yaml", home / "dagster.yaml")  # as ./dev.sh sets it up
     # A clean environment: in-process MLflow calls of earlier tests leave MLFLOW_* variables behind.
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY", "BENTOML_HOME"))}
-    env = {**base, **_environment(tmp_path / "state", f"covariate@{TRAIN_DAYS}"), "DAGSTER_HOME": str(home),
-           "BENTOML_HOME": str(tmp_path / "state" / "bentoml")}
+    base |= {"DAGSTER_HOME": str(home), "BENTOML_HOME": str(tmp_path / "state" / "bentoml")}
+    stable = {**base, **_environment(tmp_path / "state", None)}
+    env = {**base, **_environment(tmp_path / "state", f"covariate@{TRAIN_DAYS}")}
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        defs, keys = _live_world(env, instance)
-    return DriftedWorld(home, env, defs, keys)
+        _arrive_and_monitor(stable, instance, slice(None, TRAIN_DAYS), train=True)
+        stable_defs, _ = _arrive_and_monitor(stable, instance, slice(TRAIN_DAYS, None))
+        stable_tick = _tick(stable_defs, instance)
+        defs, _ = _arrive_and_monitor(env, instance, slice(TRAIN_DAYS, None))
+        keys = Runner(defs, instance).partitions(find("ad_click").daily_job)
+    return DriftedWorld(home, env, defs, keys, stable_tick)
+
+
+@pytest.mark.slow
+def test_stable_data_requests_no_retraining(drifted_world):
+    result = drifted_world.stable_tick
+    assert result.run_requests == []
+    assert "no retraining needed" in result.skip_message
 
 
 @pytest.mark.slow
@@ -96,7 +102,9 @@ def test_covariate_drift_requests_exactly_one_run_per_episode(drifted_world):
     keys = drifted_world.keys
     with dg.DagsterInstance.from_config(str(drifted_world.home)) as instance:
         reports = instance.fetch_materializations(dg.AssetKey("ad_click_drift_report"), limit=100).records
-        alarms = {r.asset_materialization.partition: r.asset_materialization.metadata["alarm"].value for r in reports}
+        # The drifted play's reports: the latest of each day.
+        alarms = {r.asset_materialization.partition: r.asset_materialization.metadata["alarm"].value
+                  for r in sorted(reports, key=lambda r: r.storage_id)}
         assert alarms[keys[TRAIN_DAYS]] is True  # detected on the first drifted day
         first = _tick(drifted_world.defs, instance)
         assert len(first.run_requests) == 1
