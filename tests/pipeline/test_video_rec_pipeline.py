@@ -153,12 +153,13 @@ def _ratings_shaped_world(seed: int = 5, users: int = 700, movies: int = 900, mo
                 rows.append((f"u{u}", f"m{m}", session + timedelta(seconds=int(rng.integers(0, 3)) * 60), rating >= 4))
     interactions = pl.DataFrame(rows, schema=["user_id", "video_id", "ts", "liked"], orient="row").with_columns(
         pl.col("ts").dt.cast_time_unit("us"), watch_fraction=pl.lit(1.0)
-    ).unique(["user_id", "video_id"], keep="first").sort("ts")
-    # 0.2% of the views predate their video's (coarse) release date.
-    recent = interactions.join(videos.select("video_id", "upload_ts"), on="video_id").filter(
+    ).unique(["user_id", "video_id"], keep="first", maintain_order=True).sort("ts", maintain_order=True)
+    # 0.2% of the views predate their video's (coarse) release date. Rows in a fixed order, so that the seeded
+    # sample picks the same views every run.
+    recent = interactions.join(videos.select("video_id", "upload_ts"), on="video_id", maintain_order="left").filter(
         pl.col("upload_ts") > start + timedelta(days=10))
     bad = recent.sample(n=round(0.002 * interactions.height), seed=seed).select("user_id", "video_id", "upload_ts")
-    interactions = interactions.join(bad, on=["user_id", "video_id"], how="left").with_columns(
+    interactions = interactions.join(bad, on=["user_id", "video_id"], how="left", maintain_order="left").with_columns(
         ts=pl.when(pl.col("upload_ts").is_null()).then("ts").otherwise(pl.col("upload_ts") - timedelta(days=3))
     ).drop("upload_ts")
     users_frame = pl.DataFrame({"user_id": [f"u{u}" for u in range(users)],
