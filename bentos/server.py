@@ -36,7 +36,7 @@ class ServedBento:
 
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
+            self.interrupt()
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

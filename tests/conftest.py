@@ -213,26 +213,17 @@ def deploy_bento(run: CaseRun, home: Path, archive_dir: Path) -> tuple[str, str]
 
 @dataclass
 class Served:
-    server: object  # bentos.server.ServedBento
+    url: str
+    port: int
+    process: object
     version: str
     settings: object
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def process(self):
-        return self.server.process
 
 
 class _Servers:
     def __init__(self, runs: _Runs, factory, stack):
         self.runs, self.factory, self.stack, self.served = runs, factory, stack, {}
+        self.servers = []  # bentos.server.ServedBento, to stop at once
 
     def get(self, name: str, **env_overrides) -> Served:
         key = (name, tuple(sorted(env_overrides.items())))
@@ -247,7 +238,8 @@ class _Servers:
             env |= {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
                     **run.case.serving_env(run.settings.platform), **env_overrides}
             server = self.stack.enter_context(serving(tag, env=env, cwd=workdir, log=workdir / "serve.log"))
-            self.served[key] = Served(server, version, run.settings)
+            self.servers.append(server)
+            self.served[key] = Served(server.url, server.port, server.process, version, run.settings)
         return self.served[key]
 
 
@@ -259,5 +251,5 @@ def served_cases(case_runs, tmp_path_factory):
     with contextlib.ExitStack() as stack:
         servers = _Servers(case_runs, tmp_path_factory, stack)
         yield servers
-        for served in servers.served.values():
-            served.server.interrupt()  # all at once; the stack then waits for each
+        for server in servers.servers:
+            server.interrupt()  # all at once; the stack then waits for each
