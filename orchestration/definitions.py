@@ -8,14 +8,13 @@ import dagster as dg
 from orchestration.settings import Settings
 
 
-# Runs launched from the UI, by schedules and by sensors execute each step in its own process. Started from a
-# forkserver that has already imported the stack and the case studies, a step starts in well under a second instead
-# of re-importing Dagster, MLflow, GX, XGBoost and torch (about 14 s a step on 2 cores). The main command runs
-# in-process either way.
-PRELOADED = ["orchestration.definitions", "orchestration.preload", "mlflow", "mlflow.pyfunc", "great_expectations", "xgboost", "sklearn", "polars"]
-EXECUTOR = dg.multiprocess_executor.configured(
-    {"max_concurrent": 2, "start_method": {"forkserver": {"preload_modules": PRELOADED}}}
-)
+# Runs launched from the UI, by schedules and by sensors run their steps in the run worker's process, one after
+# another, as the main command does. Measured on 2 cores (`./dev.sh bench ui_launch --full`, README "The Dagster UI
+# as the front door"): a process per step, even forked from a server that had imported the stack, made the ad click
+# training job 1.59x and the video one 1.79x their in-process time (parallel steps contend for the two cores that
+# XGBoost and torch already use, and each step pays its imports again); in the run worker they take 1.07x and 1.26x.
+# Where many cores make parallel steps pay, `dg.multiprocess_executor` with a forkserver is the one line to change.
+EXECUTOR = dg.in_process_executor
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
