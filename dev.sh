@@ -77,6 +77,12 @@ case "$cmd" in
         # The browser checks of the UIs use Debian's chromium (Playwright drives it; it downloads no browser).
         debian_package chromium chromium
         exec "$VENV/bin/python" -m pytest "$@" ;;
+    screenshots)
+        # The README's walk-through images, taken by the browser tests against a fresh production stack.
+        setup
+        debian_package chromium chromium
+        MLSD_SCREENSHOT_DIR=$ROOT/docs/screenshots exec "$VENV/bin/python" -m pytest -p no:cacheprovider -q \
+            tests/production/test_ui_pages.py -k walkthrough "$@" ;;
     stack)
         setup
         exec "$VENV/bin/python" -m orchestration.stack "${@:-status}" ;;
@@ -106,6 +112,6 @@ case "$cmd" in
             --lake-dir "${MLSD_LAKE_DIR:-$MLSD_STATE_DIR/lake}/landing/ad_click_stream" "$@" ;;
     lock) setup; "$VENV/bin/pip" freeze --exclude-editable | sed "s/^torch==\([0-9.]*\)+cpu$/torch==\1/; /^mlsd==/d" | { sed -n 1,2p requirements.lock; cat; } > requirements.lock.new \
             && mv requirements.lock.new requirements.lock ;;
-    *) echo "usage: ./dev.sh {run [CASE ...]|test|cases|settings [CASE]|train CASE|rollback CASE|live CASE|serve CASE|ui|mlflow-ui|stack up|down|status|stream-replay DAY [SPEED]|stream-consume|bench NAME|setup|lock} [args]"
+    *) echo "usage: ./dev.sh {run [CASE ...]|test|cases|settings [CASE]|train CASE|rollback CASE|live CASE|serve CASE|ui|mlflow-ui|stack up|down|status|stream-replay DAY [SPEED]|stream-consume|bench NAME|screenshots|setup|lock} [args]"
        [ "$cmd" = help ] ;;
 esac

@@ -42,6 +42,19 @@ def images_markdown(images: dict[str, bytes]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n\n".join(parts))
 
 
+def metric_metadata(rows: dict[str, dict[str, float | None]]) -> dict[str, float]:
+    """Every figure of an evaluation as numeric metadata named `<model>_<metric>`, the names its MLflow run logs:
+    the asset's Plots tab in Dagster charts each one across materializations."""
+    return {f"{model}_{metric}": float(value) for model, row in rows.items() for metric, value in row.items()
+            if value is not None}
+
+
+def plot_links(mlflow_tracking, run, images: dict[str, bytes], folder: str = "plots") -> dict[str, dg.MetadataValue]:
+    """One link per plot to the image in its MLflow run: a click from the asset's overview opens it."""
+    base = mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)
+    return {f"plot_{name.rsplit('.', 1)[0]}": dg.MetadataValue.url(f"{base}/artifacts/{folder}/{name}") for name in images}
+
+
 def metrics_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str:
     """Markdown table: one row per model, one column per metric."""
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
@@ -129,3 +142,26 @@ def log_plots(images: dict[str, bytes], folder: str = "plots") -> None:
 
     for name, png in images.items():
         mlflow.log_image(Image.open(io.BytesIO(png)), f"{folder}/{name}")
+
+
+# --- Jobs and runs: what the Dagster UI shows about each run ----------------------------------------------------
+
+CASE_TAG = "mlsd/case"
+TRIGGER_TAG = "mlsd/trigger"  # manual, schedule or drift
+MODEL_VERSION_TAG = "mlsd/model_version"  # <registered model>/v<version>, on the run that registered it
+
+
+def case_job(case: str, name: str, *, selection, description: str, **kwargs) -> dg.UnresolvedAssetJobDefinition:
+    """A case's asset job: its runs carry the case and, unless a schedule or sensor says otherwise, a manual trigger."""
+    return dg.define_asset_job(name, selection=selection, description=description,
+                               run_tags={CASE_TAG: case, TRIGGER_TAG: "manual"}, **kwargs)
+
+
+def tag_run(context, case: str, **tags: str) -> None:
+    """Adds tags to the running run; a run launched from an asset's page (no job of ours) also gets its case and its
+    manual trigger here."""
+    existing = context.run.tags
+    added = {CASE_TAG: case} if CASE_TAG not in existing else {}
+    if TRIGGER_TAG not in existing:
+        added[TRIGGER_TAG] = "manual"
+    context.instance.add_run_tags(context.run.run_id, {**added, **tags})

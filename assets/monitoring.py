@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from assets.common import images_markdown, log_plots
+from assets.common import images_markdown, log_plots, plot_links
 from assets.release import PROMOTION_MODE_TAG
 from models.drift import DriftReport, Monitors, RetrainPolicy, judge_day
 
@@ -128,6 +128,7 @@ def build_drift_report(
                 "model_version": monitored.model_version,
                 **monitored.metadata,
                 **tracking.run_link(run),
+                **plot_links(tracking, run, images),
                 "plots": images_markdown(images),
             },
         )

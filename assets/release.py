@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from assets.case import BentoSpec
+from assets.common import MODEL_VERSION_TAG, case_job, tag_run
 from assets.resources import BentoPackager, MlflowTracking
 from models.promotion import PromotionPolicy, paired_bootstrap
 
@@ -59,6 +60,7 @@ def _paired(challenger: Scores, champion: Scores) -> tuple[np.ndarray, np.ndarra
 
 def gate(
     context: dg.AssetCheckExecutionContext,
+    case: str,
     mlflow_tracking: MlflowTracking,
     promotion: PromotionSettings,
     registered_model: str,
@@ -90,6 +92,8 @@ def gate(
     client = mlflow_tracking.client()
     for key, value in tags.items():
         client.set_model_version_tag(registered_model, challenger, key, value)
+    _record_judgement(context, mlflow_tracking, case, registered_model, challenger, champion, decision, mode,
+                      len(mine.units), unit, interval, policy.metric)
     # A challenger that is merely no better is a normal outcome of retraining (WARN; the champion stays); one that
     # breaks an absolute limit is a broken model (ERROR, which blocks everything downstream).
     metadata = {
@@ -113,20 +117,74 @@ def gate(
     )
 
 
-def register_challenger(mlflow_tracking: MlflowTracking, model_uri: str, registered_model: str,
+def _record_judgement(context, mlflow_tracking: MlflowTracking, case: str, registered_model: str, challenger: str,
+                      champion: str | None, decision, mode: str, units: int, unit: str, interval, metric: str) -> None:
+    """The gate's figures in MLflow: one run per version judged, both with the same parameter and metric names, so
+    MLflow's compare view puts the challenger beside the champion it was judged against on the same holdout; and
+    the challenger's version description links them and its evaluation run."""
+    import json
+    from urllib.parse import quote
+
+    import mlflow
+
+    sides = [("challenger", challenger, decision.challenger)]
+    if champion is not None and champion != challenger and decision.champion:
+        sides.append(("champion", champion, decision.champion))
+    difference = (f"{interval.point:+.5f} [{interval.low:+.5f}, {interval.high:+.5f}]" if interval is not None else "none")
+    runs = {}
+    for role, version, metrics in sides:
+        other = champion if role == "challenger" else challenger
+        run_name = f"promotion-check-v{challenger}-{role}-v{version}"
+        tags = {"model": "promotion_check", "role": role, "registered_version": version, "challenger_version": challenger,
+                "judged_against_version": other or "none", "dagster_run_id": context.run.run_id}
+        with mlflow_tracking.start_run(case, run_name, tags) as run:
+            mlflow.log_params({"role": role, "registered_version": version, "challenger_version": challenger,
+                               "champion_version": champion or "none", "promotion_mode": mode,
+                               f"holdout_{unit}s": units, f"{metric}_difference": difference,
+                               "decision": decision.tags()["promotion_decision"]})
+            mlflow.log_metrics({f"holdout_{k}": float(v) for k, v in metrics.items() if v is not None})
+        runs[role] = run.info
+    urls = {role: mlflow_tracking.run_url(info.experiment_id, info.run_id) for role, info in runs.items()}
+    lines = [f"**Promotion check** ({mode}): {decision.reason}", "",
+             f"- this version on the holdout: [{runs['challenger'].run_name}]({urls['challenger']})"]
+    if "champion" in runs:
+        ids = json.dumps([info.run_id for info in runs.values()], separators=(",", ":"))
+        experiments = json.dumps([runs["challenger"].experiment_id])
+        compare = f"{mlflow_tracking.ui_url.rstrip('/')}/#/compare-runs?runs={quote(ids)}&experiments={quote(experiments)}"
+        lines += [f"- champion v{champion} on the same holdout: [{runs['champion'].run_name}]({urls['champion']})",
+                  f"- [side by side in MLflow's compare view]({compare})"]
+    evaluation = _evaluation_run_url(context)
+    if evaluation:
+        lines.append(f"- evaluation against the baselines: [evaluation run]({evaluation})")
+    mlflow_tracking.client().update_model_version(registered_model, challenger, description="\n".join(lines))
+    for key, value in {"promotion_check_run": runs["challenger"].run_id, "evaluation_run_url": evaluation or "none"}.items():
+        mlflow_tracking.client().set_model_version_tag(registered_model, challenger, key, value)
+
+
+def _evaluation_run_url(context) -> str | None:
+    """The MLflow run of the evaluation the gate checks (its latest materialization's `mlflow_run` link)."""
+    event = context.instance.get_latest_materialization_event(context.check_specs[0].asset_key)
+    link = event.asset_materialization.metadata.get("mlflow_run") if event else None
+    return link.value if link is not None else None
+
+
+def register_challenger(context, case: str, mlflow_tracking: MlflowTracking, model_uri: str, registered_model: str,
                         tags: dict[str, str] | None = None) -> str:
-    """Registers a logged model as a new version with the alias `challenger`; returns the version."""
+    """Registers a logged model as a new version with the alias `challenger`; returns the version. The Dagster run
+    that produced it is tagged with it, and the version with that run."""
     import contextlib
     import io
     import logging
 
     # The registry prints its "Successfully registered" lines to stderr: they belong in MLflow's log, not the console.
     printed = io.StringIO()
+    tags = {**(tags or {}), "dagster_run_id": context.run.run_id}
     with mlflow_tracking.activated() as mlflow, contextlib.redirect_stderr(printed):
         version = mlflow.register_model(model_uri, registered_model, tags=tags)
     for line in filter(None, printed.getvalue().splitlines()):
         logging.getLogger("mlflow.registry").info(line)
     mlflow_tracking.client().set_registered_model_alias(registered_model, "challenger", version.version)
+    tag_run(context, case, **{MODEL_VERSION_TAG: f"{registered_model}/v{version.version}"})
     return str(version.version)
 
 
@@ -231,10 +289,11 @@ def build_release_assets(
 
 
 def rollback_job(case: str):
-    return dg.define_asset_job(
-        f"{case}_rollback_job",
+    return case_job(
+        case, f"{case}_rollback_job",
         selection=dg.AssetSelection.assets(f"{case}_champion", f"{case}_bento_model", f"{case}_bento"),
         config={"ops": {f"{case}_champion": {"config": {"action": "rollback"}}}},
-        description="Move the champion alias back to the version it replaced and rebuild the bento.",
+        description="Use when the champion misbehaves in production: moves the `champion` alias back to the version "
+        "it replaced and rebuilds the bento around it (no retraining; `./dev.sh rollback CASE` does the same).",
     )
 

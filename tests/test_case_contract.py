@@ -57,6 +57,23 @@ def test_the_first_champion_is_version_1_with_its_decision_recorded(run):
     metadata = evaluation.asset_materialization.metadata
     for key in ("comparison", "baseline", "baseline_value", "model_value", "oracle_value"):
         assert key in metadata, key
+    # The training run names its case, its trigger and the version it registered (the Dagster UI's run tags).
+    training = run.instance.get_run_by_id(evaluation.run_id)
+    assert training.tags["mlsd/case"] == run.case.name
+    assert training.tags["mlsd/trigger"] == "manual"
+    assert training.tags["mlsd/model_version"] == f"{run.case.registered_model}/v1"
+    assert _client(run).get_model_version(run.case.registered_model, "1").tags["dagster_run_id"] == training.run_id
+
+
+def test_every_job_sensor_and_schedule_says_what_it_does(run):
+    repository = run.defs.get_repository_def()
+    mine = [j for j in repository.get_all_jobs() if j.name.startswith(run.case.name)]
+    assert mine
+    for definition in [*mine, *repository.sensor_defs, *repository.schedule_defs]:
+        if definition.name.startswith(run.case.name):
+            assert definition.description and len(definition.description) > 30, definition.name
+    for job in mine:
+        assert job.run_tags.get("mlsd/case") == run.case.name, job.name
 
 
 def test_a_no_better_challenger_keeps_the_champion_and_rollback_moves_the_alias_back(run, tmp_path):
@@ -77,6 +94,18 @@ def test_a_no_better_challenger_keeps_the_champion_and_rollback_moves_the_alias_
     low, high = float(challenger.tags[f"{metric}_difference_ci_low"]), float(challenger.tags[f"{metric}_difference_ci_high"])
     assert low <= high
     assert int(challenger.tags["bootstrap_units"]) > 1
+    # MLflow's compare view lines the challenger up with the champion it was judged against: one run each, with the
+    # same parameter and metric names, linked from the challenger's version description.
+    judged = client.search_runs([client.get_experiment_by_name(copy.case.name).experiment_id],
+                                filter_string="tags.model = 'promotion_check' and tags.challenger_version = '2'")
+    sides = {r.data.tags["role"]: r for r in judged}
+    assert set(sides) == {"challenger", "champion"}
+    assert sides["champion"].data.tags["registered_version"] == "1"
+    assert set(sides["challenger"].data.metrics) == set(sides["champion"].data.metrics) and sides["champion"].data.metrics
+    assert set(sides["challenger"].data.params) == set(sides["champion"].data.params)
+    for side in sides.values():
+        assert side.info.run_id in challenger.description
+    assert "compare-runs" in challenger.description
     # The session's run is untouched by what the copy did.
     assert _champion(run) == "1" and len(_client(run).search_model_versions(f"name='{model}'")) == 1
 

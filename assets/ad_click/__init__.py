@@ -15,6 +15,7 @@ from assets.ad_click.serving import BENTO, PROMOTION_CHECK, build_serving_assets
 from assets.ad_click.settings import AdClickSettings
 from assets.ad_click.streaming import ad_click_stream_consumer_job, ad_click_stream_consumer_schedule
 from assets.ad_click.training import REGISTERED_MODEL, build_training_assets
+from assets.common import case_job
 from assets.case import CaseStudy, EveryPartition, GatedTraining, LatestPartition, Platform
 from assets.release import rollback_job
 
@@ -67,29 +68,32 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
         *raw_tables, *(f"{table}_quarantine" for table in raw_tables), "ad_click_oracle", "ad_click_features"
     )
     jobs = [
-        dg.define_asset_job(
-            DAILY_JOB,
+        case_job(
+            GROUP, DAILY_JOB,
             selection=daily_assets,
             partitions_def=daily,
-            description="Ingest, validate and featurize one day of ad impressions.",
+            description="Ingest, validate and featurize days of ad impressions. Run it when days arrive (pick the "
+            "days in the Launchpad; a range runs as one run); a day that fails its blocking suite stops here.",
         ),
-        dg.define_asset_job(
-            TRAINING_JOB,
+        case_job(
+            GROUP, TRAINING_JOB,
             selection=group - daily_assets - dg.AssetSelection.assets("ad_click_batch_predictions", "ad_click_drift_report"),
-            description="Train, register the challenger, evaluate; promote it if it beats the champion, package the "
-            "champion as a bento and publish the online features.",
+            description="Time split, baseline and XGBoost, register the challenger, evaluate, promote it if it beats "
+            "the champion (the gate), package the champion as a bento and publish the online features. Run it after "
+            "the days are in; the weekly schedule and the drift sensor launch it too.",
         ),
-        dg.define_asset_job(
-            BATCH_SCORING_JOB,
+        case_job(
+            GROUP, BATCH_SCORING_JOB,
             selection=dg.AssetSelection.assets("ad_click_batch_predictions"),
             partitions_def=daily,
-            description="Score a day's candidate set offline with the champion.",
+            description="Score a day's candidate set offline with the champion (needs a champion).",
         ),
-        dg.define_asset_job(
-            MONITORING_JOB,
+        case_job(
+            GROUP, MONITORING_JOB,
             selection=dg.AssetSelection.assets("ad_click_drift_report"),
             partitions_def=daily,
-            description="Compare a day with the champion's training days: feature and prediction drift, live NCE.",
+            description="Judge an ingested day against the champion's training days: feature and prediction drift, "
+            "live NCE. Run it after each day's ingestion; its alarms drive ad_click_drift_sensor.",
         ),
         rollback_job(GROUP),
     ]

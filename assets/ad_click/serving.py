@@ -58,7 +58,7 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
             return Scores(metrics, nce_units(test[LABEL].to_numpy(), p, background))
 
         challenger = str(ad_click_ctr_model["version"][0])
-        return gate(context, mlflow_tracking, promotion, REGISTERED_MODEL, challenger, PROMOTION_POLICY, score,
+        return gate(context, GROUP, mlflow_tracking, promotion, REGISTERED_MODEL, challenger, PROMOTION_POLICY, score,
                     unit="impression")
 
     release = build_release_assets(

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.ad_click.resources import EventStream
+from assets.common import CASE_TAG, TRIGGER_TAG
 
 
 class ConsumerConfig(dg.Config):
@@ -23,7 +24,11 @@ def consume_ad_events(context: dg.OpExecutionContext, config: ConsumerConfig, ad
     return handled
 
 
-@dg.job(description="Drain the ad event stream into real-time aggregates and the lake (micro-batch).")
+@dg.job(
+    description="Drain the ad event stream into real-time aggregates and the lake (micro-batch). Its schedule runs it "
+    "every minute once turned on; launch it by hand to drain what a replay sent.",
+    run_tags={CASE_TAG: "ad_click", TRIGGER_TAG: "manual"},
+)
 def ad_click_stream_consumer_job():
     consume_ad_events()
 

@@ -11,8 +11,10 @@ from assets.common import (
     frame_metadata,
     images_markdown,
     log_plots,
+    metric_metadata,
     metrics_table,
     partition_frames,
+    plot_links,
     suite_check,
 )
 from expectations import ad_click as suites
@@ -131,7 +133,7 @@ def build_training_assets() -> list:
             mlflow.log_dict({"features": list(FEATURE_COLUMNS)}, "features.json")
             log_plots(images)
             info = log_xgboost_model(booster, encoder, test.head(200))
-            version = register_challenger(mlflow_tracking, info.model_uri, REGISTERED_MODEL)
+            version = register_challenger(context, GROUP, mlflow_tracking, info.model_uri, REGISTERED_MODEL)
         context.log.info(f"registered {REGISTERED_MODEL} v{version} as challenger; test {report}")
         return dg.MaterializeResult(
             value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=str(version)),
@@ -142,6 +144,7 @@ def build_training_assets() -> list:
                 "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
                 "mlflow_model": dg.MetadataValue.url(mlflow_tracking.model_url(REGISTERED_MODEL, version)),
                 "mlflow_run_id": run.info.run_id,
+                **plot_links(mlflow_tracking, run, images),
                 "plots": images_markdown(images),
             },
         )
@@ -189,10 +192,9 @@ def build_training_assets() -> list:
             row["nce_vs_oracle"] = row["nce"] / oracle_row["nce"] if oracle_row else None
         table = metrics_table(rows, [*METRICS, "nce_vs_oracle"])
         images = plots.classifier_curves(y, scores)
+        figures = metric_metadata({name.split(" ")[0]: row for name, row in rows.items()})
         with mlflow_tracking.start_run(EXPERIMENT, "evaluation", {"model": "comparison"}) as run:
-            for name, row in rows.items():
-                key = name.split(" ")[0]
-                mlflow.log_metrics({f"{key}_{k}": v for k, v in row.items() if v is not None})
+            mlflow.log_metrics(figures)
             mlflow.log_text(table, "comparison.md")
             log_plots(images)
         comparison = pl.DataFrame([{"model": name, **row} for name, row in rows.items()])
@@ -214,6 +216,8 @@ def build_training_assets() -> list:
                 "oracle_value": oracle_row["nce"] if oracle_row else None,
                 "evaluation_note": f"oracle: {oracle_note}; test impressions: {test.height}",
                 "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
+                **plot_links(mlflow_tracking, run, images),
+                **figures,
                 "plots": images_markdown(images),
             },
         )

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from assets.common import case_job
 from assets.case import CaseStudy, GatedTraining, LatestPartition, Platform
 from assets.release import PROMOTION_MODE_TAG, rollback_job
 from assets.video_rec.monitoring import build_monitoring_assets, build_video_rec_drift_sensor
@@ -45,20 +46,22 @@ def build_definitions(platform: Platform, settings: VideoRecSettings) -> dg.Defi
     ingested = dg.AssetSelection.assets(*RAW_TABLES, "video_rec_labeled_interactions").required_multi_asset_neighbors()
     daily = dg.AssetSelection.assets("video_rec_served_recommendations", "video_rec_drift_report")
     jobs = [
-        dg.define_asset_job(
-            TRAINING_JOB,
+        case_job(
+            GROUP, TRAINING_JOB,
             selection=group - daily,
             description="Ingest and validate, train two-tower, index, ranker; register and evaluate the challenger; "
-            "promote it if it beats the champion; package the bento; write batch recommendations and the "
-            "champion's monitoring reference.",
+            "promote it if it beats the champion (the gate); package the bento; write batch recommendations and the "
+            "champion's monitoring reference. The weekly schedule and the drift sensor launch it too.",
         ),
-        dg.define_asset_job(
-            INGEST_JOB, selection=ingested,
-            description="Ingest and validate the views, uploads and users that have arrived (before monitoring a day).",
+        case_job(
+            GROUP, INGEST_JOB, selection=ingested,
+            description="Ingest and validate the views, uploads and users that have arrived. Run it before monitoring "
+            "a day; bad rows are quarantined or stop the run, as each expectation's policy says.",
         ),
-        dg.define_asset_job(
-            MONITORING_JOB, selection=daily,
-            description="Serve a day's homepages from the champion and judge the day: drift and live recall/nDCG.",
+        case_job(
+            GROUP, MONITORING_JOB, selection=daily,
+            description="Serve an arrived day's homepages from the champion and judge the day: drift and live "
+            "recall/nDCG. Run it for each day after ingestion; its alarms drive video_rec_drift_sensor.",
         ),
         rollback_job(GROUP),
     ]

@@ -71,7 +71,7 @@ def build_serving_assets() -> list:
                           np.asarray(list(per_user.values())), list(per_user))
 
         limits = {"ndcg_at_10": reports["popularity"]["ndcg_at_10"]}
-        return gate(context, mlflow_tracking, promotion, REGISTERED_MODEL, challenger, PROMOTION_POLICY, score,
+        return gate(context, GROUP, mlflow_tracking, promotion, REGISTERED_MODEL, challenger, PROMOTION_POLICY, score,
                     unit="user", absolute_limits=limits)
 
     release = build_release_assets(

@@ -7,7 +7,16 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.common import frame_markdown, frame_metadata, images_markdown, log_plots, metrics_table, suite_check
+from assets.common import (
+    frame_markdown,
+    frame_metadata,
+    images_markdown,
+    log_plots,
+    metric_metadata,
+    metrics_table,
+    plot_links,
+    suite_check,
+)
 from assets.release import register_challenger
 from assets.resources import MlflowTracking
 from assets.video_rec.raw import GROUP
@@ -102,6 +111,7 @@ def build_training_assets() -> list:
                 "training_seconds": round(report.seconds, 1),
                 "vocabulary_users": len(vocab.users),
                 "vocabulary_videos": len(vocab.videos),
+                **plot_links(mlflow_tracking, run, images),
                 "plots": images_markdown(images),
             },
         )
@@ -253,6 +263,7 @@ def build_training_assets() -> list:
                 **mlflow_tracking.run_link(run),
                 "best_iteration": booster.best_iteration,
                 "validation_ndcg_at_10": best,
+                **plot_links(mlflow_tracking, run, images),
                 "plots": images_markdown(images),
             },
         )
@@ -314,7 +325,7 @@ def build_training_assets() -> list:
                                    "ann_candidates": config.ann_candidates, "popular_candidates": config.popular_candidates,
                                    "trending_candidates": config.trending_candidates, **vars(config.rules)})
                 info = log_recommender(recommender, bundle, state.profiles["user_id"].head(3).to_list())
-                version = register_challenger(mlflow_tracking, info.model_uri, REGISTERED_MODEL, tags)
+                version = register_challenger(context, GROUP, mlflow_tracking, info.model_uri, REGISTERED_MODEL, tags)
         context.log.info(f"registered {REGISTERED_MODEL} v{version} as challenger")
         return dg.MaterializeResult(
             value=_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=version),
@@ -362,8 +373,8 @@ def build_training_assets() -> list:
         }
         with mlflow_tracking.start_run(EXPERIMENT, "evaluation", {"model": "comparison",
                                                                    "registered_version": str(video_rec_recommender["version"][0])}) as run:
-            for name, report in result.reports.items():
-                mlflow.log_metrics({f"{name}_{k}": v for k, v in report.items()})
+            figures = metric_metadata(result.reports)
+            mlflow.log_metrics(figures)
             mlflow.log_text(table, "comparison.md")
             log_plots(images)
         context.log.info(f"test window ({result.users} users, {time.perf_counter() - started:.0f}s):\n{table}")
@@ -390,6 +401,8 @@ def build_training_assets() -> list:
                 "evaluation_note": f"test users: {result.users}; catalogue videos: {result.catalogue}",
                 "oracle": "generator's P(next view is relevant)" if video_rec_source.has_oracle else "none: user-provided data",
                 "registered_version": str(video_rec_recommender["version"][0]),
+                **plot_links(mlflow_tracking, run, images),
+                **figures,
                 "plots": images_markdown(images),
             },
         )

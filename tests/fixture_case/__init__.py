@@ -14,6 +14,7 @@ import polars as pl
 from assets.case import BentoSpec, CaseStudy, GatedTraining, InvalidSetting, Platform
 from assets.common import metrics_table
 from assets.raw import build_raw_table
+from assets.common import case_job
 from assets.release import PromotionSettings, Scores, build_release_assets, gate, register_challenger, rollback_job
 from assets.resources import MlflowTracking, RawSource
 from expectations.runner import Suite
@@ -77,7 +78,8 @@ def build_definitions(platform: Platform, settings: FixtureSettings) -> dg.Defin
                           "Unique ids, x present.")
 
     @dg.asset(group_name=NAME, kinds={"numpy", "mlflow"})
-    def fixture_case_line(mlflow_tracking: MlflowTracking, fixture_case_points: pl.DataFrame) -> dg.MaterializeResult:
+    def fixture_case_line(context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking,
+                          fixture_case_points: pl.DataFrame) -> dg.MaterializeResult:
         """A least-squares line, registered as the challenger."""
         from tests.fixture_case.model import LineModel, fit_line
 
@@ -89,7 +91,7 @@ def build_definitions(platform: Platform, settings: FixtureSettings) -> dg.Defin
                 name="model", python_model=LineModel(slope, intercept),
                 pip_requirements=pinned_requirements("mlflow", "numpy", "pandas"),
             )
-        version = register_challenger(mlflow_tracking, info.model_uri, REGISTERED_MODEL)
+        version = register_challenger(context, NAME, mlflow_tracking, info.model_uri, REGISTERED_MODEL)
         return dg.MaterializeResult(value=pl.DataFrame({"version": [version], "model_uri": [info.model_uri]}),
                                     metadata=mlflow_tracking.run_link(run))
 
@@ -124,7 +126,7 @@ def build_definitions(platform: Platform, settings: FixtureSettings) -> dg.Defin
                 f"models:/{REGISTERED_MODEL}/{version}").predict(test.to_pandas())) ** 2
             return Scores({"mse": float(errors.mean())}, errors)
 
-        return gate(context, mlflow_tracking, promotion, REGISTERED_MODEL, str(line["version"][0]), POLICY, score,
+        return gate(context, NAME, mlflow_tracking, promotion, REGISTERED_MODEL, str(line["version"][0]), POLICY, score,
                     unit="point")
 
     release = build_release_assets(NAME, REGISTERED_MODEL, "fixture_case_line", "fixture_case_evaluation", CHECK, BENTO,
@@ -133,8 +135,8 @@ def build_definitions(platform: Platform, settings: FixtureSettings) -> dg.Defin
     return dg.Definitions(
         assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)],
         asset_checks=[a for a in assets if isinstance(a, dg.AssetChecksDefinition)],
-        jobs=[dg.define_asset_job(f"{NAME}_training_job", selection=dg.AssetSelection.groups(NAME),
-                                  description="Everything: ingest, fit, evaluate, gate, package."),
+        jobs=[case_job(NAME, f"{NAME}_training_job", selection=dg.AssetSelection.groups(NAME),
+                       description="Everything: ingest, fit, evaluate, gate, package."),
               rollback_job(NAME)],
         resources={f"{NAME}_source": FixtureSource(raw_dir=None, raw_dir_setting="MLSD_FIXTURE_CASE_RAW_DIR",
                                                    landing_dir=platform.landing_dir(NAME), seed=settings.seed,

@@ -59,10 +59,10 @@ class RunningStack:
         env.pop("MLSD_STACK_ID")  # not part of the stack: the leftover check must not count it
         return env
 
-    def command(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    def command(self, *args: str, timeout: float = 900, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """A project command in production mode."""
-        return subprocess.run([sys.executable, *args], cwd=ROOT, env=self.client_env(), capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run([sys.executable, *args], cwd=ROOT, env={**self.client_env(), **(extra_env or {})},
+                              capture_output=True, text=True, timeout=timeout)
 
     def stack_command(self, *args: str) -> subprocess.CompletedProcess:
         completed = self.command("-m", "orchestration.stack", *args, timeout=300)

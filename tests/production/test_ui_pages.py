@@ -1,10 +1,12 @@
 """The pages people use, checked in a real headless browser (Debian's chromium driven by Playwright): the Dagster UI,
 the MLflow UI and the bento's OpenAPI page, all served by the production stack. Screenshots go to
-.mlsd/test-artifacts/screenshots/."""
+.mlsd/test-artifacts/screenshots/; the README's walk-through images also to MLSD_SCREENSHOT_DIR when it is set
+(`./dev.sh screenshots` sets it to docs/screenshots/)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -50,6 +52,15 @@ def page(browser, request):
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def walkthrough_shot(page, name: str) -> None:
+    """A screen as a user sees it (the viewport, not the whole page), for the README's walk-through."""
+    page.screenshot(path=str(SCREENSHOTS / f"walkthrough-{name}.png"))
+    if os.environ.get("MLSD_SCREENSHOT_DIR"):
+        folder = Path(os.environ["MLSD_SCREENSHOT_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"))
 
 
 def _graph() -> dict:
@@ -155,3 +166,134 @@ def test_bento_openapi_page_loads(production_stack, production_ad_click, page, t
         spec = page.request.get(f"{server.url}/docs.json").json()
     assert {"/rank", "/score"} <= shown
     assert {"/rank", "/score"} <= set(spec["paths"])
+
+
+# --- The README's walk-through: what a user opens, in order, checked and photographed --------------------------
+
+
+@pytest.fixture(scope="module")
+def production_challenger(production_stack, production_ad_click):
+    """A second version judged against the first champion. The production stack's restart test leaves one; run
+    alone (`./dev.sh screenshots`), one retraining makes it."""
+    from mlflow import MlflowClient
+
+    uri = production_stack.url("MLSD_MLFLOW_TRACKING_URI")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if len(client.search_model_versions("name='ad_click_ctr'")) < 2:
+        completed = production_stack.command("-m", "orchestration.main", "train", "ad_click", timeout=600)
+        assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    return client
+
+
+def _graphql(stack, query: str, variables: dict) -> dict:
+    import httpx
+
+    answer = httpx.post(f"{dagster_url(stack)}/graphql", json={"query": query, "variables": variables}, timeout=60).json()
+    assert not answer.get("errors"), answer["errors"]
+    return answer["data"]
+
+
+def test_walkthrough_of_the_dagster_ui(production_stack, production_ad_click, page, tmp_path):
+    base = dagster_url(production_stack)
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+    page.goto(f"{base}/locations/mlsd/asset-groups/ad_click", wait_until="networkidle")
+    page.get_by_text("ad_click_model_evaluation", exact=True).first.wait_for()
+    walkthrough_shot(page, "1-asset-graph")
+
+    # The evaluation's figures are numbers on its overview (charted over runs in the Plots tab), each plot a link.
+    page.goto(f"{base}/assets/ad_click_model_evaluation", wait_until="networkidle")
+    for key in ("xgboost_nce", "baseline_nce", "oracle_nce", "plot_roc", "plot_precision_recall", "mlflow_run"):
+        page.get_by_text(key, exact=True).first.wait_for()
+    roc = page.get_by_role("link", name=re.compile(r"/artifacts/plots/roc\.png$")).first.get_attribute("href")
+    walkthrough_shot(page, "2-evaluation-asset")
+    plots = page.context.new_page()
+    plots.goto(roc, wait_until="domcontentloaded")
+    plots.get_by_text("roc.png").first.wait_for()  # MLflow's artifact view of that run, the image selected
+    plots.wait_for_timeout(1500)
+    walkthrough_shot(plots, "3-evaluation-plot-in-mlflow")
+    plots.close()
+
+    # A day of bad views (far more out-of-range rows than the quarantine may take): the blocking check fails and
+    # names the column with examples; nothing downstream runs.
+    raw = _bad_video_views(tmp_path)
+    stopped = production_stack.command("-m", "orchestration.main", "run", "video_rec", timeout=600,
+                                       extra_env={"MLSD_VIDEO_REC_RAW_DIR": str(raw), **_video_small()})
+    assert stopped.returncode != 0 and "watch_fraction" in stopped.stdout + stopped.stderr
+    page.goto(f"{base}/assets/video_rec_interactions?view=checks", wait_until="networkidle")
+    page.get_by_text("video_rec_interactions_valid", exact=True).first.click()
+    page.get_by_text("watch_fraction", exact=False).first.wait_for()
+    walkthrough_shot(page, "4-failed-blocking-check")
+
+    # The drift sensor, turned on: the daemon ticks it and each tick says why it did or did not request a retrain.
+    selector = {"repositoryLocationName": "mlsd", "repositoryName": "__repository__", "sensorName": "ad_click_drift_sensor"}
+    started = _graphql(production_stack, """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) {
+        __typename ... on Sensor { sensorState { id } } } }""", {"s": selector})["startSensor"]
+    state_id = started["sensorState"]["id"]
+    try:
+        page.goto(f"{base}/locations/mlsd/sensors/ad_click_drift_sensor", wait_until="networkidle")
+        page.get_by_text(re.compile(r"no retraining needed|no drift report yet")).first.wait_for(timeout=120_000)
+        walkthrough_shot(page, "5-drift-sensor-ticks")
+    finally:
+        _graphql(production_stack, """mutation($id: String!) { stopSensor(id: $id) { __typename } }""", {"id": state_id})
+
+
+def test_walkthrough_of_mlflow_compare_view_and_registry(production_stack, production_challenger, page):
+    """The latest challenger beside the champion it was judged against, the same metrics side by side."""
+    client = production_challenger
+    uri = production_stack.url("MLSD_MLFLOW_TRACKING_URI")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    latest = max(int(v.version) for v in client.search_model_versions("name='ad_click_ctr'"))
+    experiment = client.get_experiment_by_name("ad_click").experiment_id
+    judged = client.search_runs([experiment], filter_string=f"tags.model = 'promotion_check' and tags.challenger_version = '{latest}'")
+    sides = {run.data.tags["role"]: run for run in judged}
+    assert set(sides) == {"challenger", "champion"}
+    metrics = sorted(sides["challenger"].data.metrics)
+    assert metrics == sorted(sides["champion"].data.metrics) and metrics
+
+    description = client.get_model_version("ad_click_ctr", str(latest)).description
+    compare = re.search(r"\((http[^)]*compare-runs[^)]*)\)", description).group(1)
+    page.goto(compare, wait_until="domcontentloaded")
+    for side in sides.values():
+        page.get_by_text(side.info.run_name, exact=True).first.wait_for()
+    for metric in metrics:
+        row = page.get_by_role("row").filter(has=page.get_by_text(metric, exact=True)).first
+        row.wait_for()
+        values = re.findall(r"\d+\.\d+", row.inner_text())
+        assert len(values) == 2, f"{metric}: {row.inner_text()!r}"  # one figure per run, side by side
+    walkthrough_shot(page, "6-mlflow-compare-challenger-and-champion")
+
+    page.goto(f"{uri}/#/models/ad_click_ctr", wait_until="domcontentloaded")
+    page.get_by_text("@ champion", exact=True).first.wait_for()
+    page.get_by_text("@ challenger", exact=True).first.wait_for()
+    walkthrough_shot(page, "7-mlflow-registry-aliases")
+    page.goto(f"{uri}/#/models/ad_click_ctr/versions/{latest}", wait_until="domcontentloaded")
+    page.get_by_text("side by side in MLflow's compare view").first.wait_for()
+    walkthrough_shot(page, "8-mlflow-version-and-its-judgement")
+
+
+def _video_small() -> dict[str, str]:
+    from tests.conftest import case_named
+
+    case = case_named("video_rec")
+    return {f"{case.env_prefix}{name.upper()}": str(value) for name, value in case.small.items()}
+
+
+def _bad_video_views(folder: Path) -> Path:
+    """The video simulator's small world as your own files, 5% of the views with an impossible watch fraction."""
+    import polars as pl
+
+    from models.video_rec.simulator import VideoSimulationConfig, simulate
+    from tests.conftest import case_named
+
+    small = case_named("video_rec").small
+    world = simulate(VideoSimulationConfig(n_days=small["days"], n_users=small["users"], n_videos=small["videos"],
+                                           new_videos_per_day=small["new_videos_per_day"]))
+    raw = folder / "bad-video-raw"
+    raw.mkdir()
+    world.users.write_parquet(raw / "users.parquet")
+    world.videos.write_parquet(raw / "videos.parquet")
+    world.interactions.with_columns(
+        watch_fraction=pl.when(pl.int_range(pl.len()) % 20 == 0).then(1.7).otherwise(pl.col("watch_fraction"))
+    ).write_parquet(raw / "interactions.parquet")
+    return raw
