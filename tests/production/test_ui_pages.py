@@ -198,14 +198,15 @@ def test_walkthrough_of_the_dagster_ui(production_stack, production_ad_click, pa
     page.set_viewport_size({"width": 1440, "height": 900})
 
     page.goto(f"{base}/locations/mlsd/asset-groups/ad_click", wait_until="networkidle")
-    page.get_by_text("ad_click_model_evaluation", exact=True).first.wait_for()
+    page.get_by_text("ad_click_ctr_model", exact=True).first.wait_for()  # the graph shortens longer names
     walkthrough_shot(page, "1-asset-graph")
 
     # The evaluation's figures are numbers on its overview (charted over runs in the Plots tab), each plot a link.
     page.goto(f"{base}/assets/ad_click_model_evaluation", wait_until="networkidle")
     for key in ("xgboost_nce", "baseline_nce", "oracle_nce", "plot_roc", "plot_precision_recall", "mlflow_run"):
         page.get_by_text(key, exact=True).first.wait_for()
-    roc = page.get_by_role("link", name=re.compile(r"/artifacts/plots/roc\.png$")).first.get_attribute("href")
+    roc = page.locator("a[href$='/artifacts/plots/roc.png']").first.get_attribute("href")
+    page.get_by_text("Metadata", exact=True).first.scroll_into_view_if_needed()
     walkthrough_shot(page, "2-evaluation-asset")
     plots = page.context.new_page()
     plots.goto(roc, wait_until="domcontentloaded")
@@ -223,6 +224,8 @@ def test_walkthrough_of_the_dagster_ui(production_stack, production_ad_click, pa
     page.goto(f"{base}/assets/video_rec_interactions?view=checks", wait_until="networkidle")
     page.get_by_text("video_rec_interactions_valid", exact=True).first.click()
     page.get_by_text("watch_fraction", exact=False).first.wait_for()
+    page.get_by_text("[Show Markdown]").first.click()  # failed_expectations: each with its counts and examples
+    page.get_by_role("dialog").get_by_text("watch_fraction", exact=False).first.wait_for()
     walkthrough_shot(page, "4-failed-blocking-check")
 
     # The drift sensor, turned on: the daemon ticks it and each tick says why it did or did not request a retrain.
@@ -232,7 +235,7 @@ def test_walkthrough_of_the_dagster_ui(production_stack, production_ad_click, pa
     state_id = started["sensorState"]["id"]
     try:
         page.goto(f"{base}/locations/mlsd/sensors/ad_click_drift_sensor", wait_until="networkidle")
-        page.get_by_text(re.compile(r"no retraining needed|no drift report yet")).first.wait_for(timeout=120_000)
+        page.get_by_role("row").filter(has_text="0 runs requested").first.wait_for(timeout=120_000)
         walkthrough_shot(page, "5-drift-sensor-ticks")
     finally:
         _graphql(production_stack, """mutation($id: String!) { stopSensor(id: $id) { __typename } }""", {"id": state_id})
@@ -256,11 +259,14 @@ def test_walkthrough_of_mlflow_compare_view_and_registry(production_stack, produ
     page.goto(compare, wait_until="domcontentloaded")
     for side in sides.values():
         page.get_by_text(side.info.run_name, exact=True).first.wait_for()
-    for metric in metrics:
-        row = page.get_by_role("row").filter(has=page.get_by_text(metric, exact=True)).first
-        row.wait_for()
-        values = re.findall(r"\d+\.\d+", row.inner_text())
-        assert len(values) == 2, f"{metric}: {row.inner_text()!r}"  # one figure per run, side by side
+    # The metrics section: the names, then each metric's figures, one per run in the runs' order.
+    section = page.get_by_text(metrics[-1], exact=True).last.locator("xpath=ancestor::div[@role='grid'][1]/../..")
+    section.scroll_into_view_if_needed()
+    shown = [float(v) for v in re.findall(r"^-?\d+(?:\.\d+)?(?:e-?\d+)?$", section.inner_text(), re.M)]
+    assert len(shown) == 2 * len(metrics), section.inner_text()
+    for i, metric in enumerate(metrics):  # MLflow shows three decimals
+        for j, side in enumerate(("challenger", "champion")):
+            assert abs(shown[2 * i + j] - sides[side].data.metrics[metric]) < 1e-3 + 1e-3 * abs(shown[2 * i + j]), metric
     walkthrough_shot(page, "6-mlflow-compare-challenger-and-champion")
 
     page.goto(f"{uri}/#/models/ad_click_ctr", wait_until="domcontentloaded")
