@@ -92,7 +92,7 @@ def gate(
     client = mlflow_tracking.client()
     for key, value in tags.items():
         client.set_model_version_tag(registered_model, challenger, key, value)
-    _record_judgement(context, mlflow_tracking, case, registered_model, challenger, champion, decision, mode,
+    _record_judgement(context, mlflow_tracking, client, case, registered_model, challenger, champion, decision, mode,
                       len(mine.units), unit, interval, policy.metric)
     # A challenger that is merely no better is a normal outcome of retraining (WARN; the champion stays); one that
     # breaks an absolute limit is a broken model (ERROR, which blocks everything downstream).
@@ -117,7 +117,7 @@ def gate(
     )
 
 
-def _record_judgement(context, mlflow_tracking: MlflowTracking, case: str, registered_model: str, challenger: str,
+def _record_judgement(context, mlflow_tracking: MlflowTracking, client, case: str, registered_model: str, challenger: str,
                       champion: str | None, decision, mode: str, units: int, unit: str, interval, metric: str) -> None:
     """The gate's figures in MLflow: one run per version judged, both with the same parameter and metric names, so
     MLflow's compare view puts the challenger beside the champion it was judged against on the same holdout; and
@@ -156,9 +156,9 @@ def _record_judgement(context, mlflow_tracking: MlflowTracking, case: str, regis
     evaluation = _evaluation_run_url(context)
     if evaluation:
         lines.append(f"- evaluation against the baselines: [evaluation run]({evaluation})")
-    mlflow_tracking.client().update_model_version(registered_model, challenger, description="\n".join(lines))
+    client.update_model_version(registered_model, challenger, description="\n".join(lines))
     for key, value in {"promotion_check_run": runs["challenger"].run_id, "evaluation_run_url": evaluation or "none"}.items():
-        mlflow_tracking.client().set_model_version_tag(registered_model, challenger, key, value)
+        client.set_model_version_tag(registered_model, challenger, key, value)
 
 
 def _evaluation_run_url(context) -> str | None:
