@@ -44,7 +44,7 @@ def images_markdown(images: dict[str, bytes]) -> dg.MetadataValue:
 
 def metric_metadata(rows: dict[str, dict[str, float | None]]) -> dict[str, float]:
     """Every figure of an evaluation as numeric metadata named `<model>_<metric>`, the names its MLflow run logs:
-    the asset's Plots tab in Dagster charts each one across materializations."""
+    Dagster plots each one across materializations."""
     return {f"{model}_{metric}": float(value) for model, row in rows.items() for metric, value in row.items()
             if value is not None}
 

@@ -53,8 +53,9 @@ def scenarios(defs):
 
     from orchestration.cases import registered
 
-    group = dg.AssetSelection.groups("ad_click").resolve(defs.resolve_asset_graph())
-    checks = {key for key in defs.resolve_asset_graph().asset_check_keys if key.asset_key in group}
+    graph = defs.resolve_asset_graph()
+    group = dg.AssetSelection.groups("ad_click").resolve(graph)
+    checks = {key for key in graph.asset_check_keys if key.asset_key in group}
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=group, asset_check_selection=checks)
     latest = defs.resolve_job_def("ad_click_daily_job").partitions_def.get_last_partition_key()
     found = [(GROUP_SCENARIO, job, latest, sorted(group), sorted(checks))]
@@ -173,7 +174,7 @@ class Dagster:
                 process.wait()
 
 
-def step_seconds(state: Path, env: dict[str, str], run_id: str) -> dict[str, float]:
+def step_seconds(env: dict[str, str], run_id: str) -> dict[str, float]:
     code = ("import dagster as dg, json, sys; i = dg.DagsterInstance.get(); "
             "print(json.dumps({s.step_key: round(s.end_time - s.start_time, 1) for s in i.get_run_step_stats(sys.argv[1]) "
             "if s.end_time and s.start_time}))")
@@ -225,7 +226,7 @@ def main() -> None:
                         raise SystemExit(f"{scenario['name']} launched from the UI ended {run['status']} (run {run_id})")
                     scenario["ui"].append(seen - launched)
                     scenario["startup"].append(run["startTime"] - launched)
-                    scenario["steps"] = step_seconds(state, env, run_id)
+                    scenario["steps"] = step_seconds(env, run_id)
                     print(f"  UI {scenario['name']}: {seen - launched:.1f} s (run started {run['startTime'] - launched:.1f} s "
                           f"after the launch)", flush=True)
         finally:
