@@ -14,6 +14,7 @@ import pytest
 
 from orchestration.cases import find
 from orchestration.definitions import build_definitions
+from orchestration.launcher import PID_TAG
 from orchestration.main import Runner
 from orchestration.settings import Settings
 
@@ -49,6 +50,24 @@ def _arrive_and_monitor(env: dict[str, str], instance: dg.DagsterInstance, keys:
         for key in days:
             runner.one_partition(case, case.monitoring_job, "drift report", key)
     return defs, days
+
+
+def _terminate_a_launched_run(home: Path, env: dict, bin_dir: Path) -> None:
+    """...and Terminate, as the UI sends it from the webserver's process, cancels a started run."""
+    subprocess.run([str(bin_dir / "dagster"), "job", "launch", "-j", "ad_click_training_job", "-m",
+                    "orchestration.definitions"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs(filters=dg.RunsFilter(job_name="ad_click_training_job"), limit=1)[0]
+        deadline = time.monotonic() + 120
+        while instance.get_run_by_id(run.run_id).status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+                                                            dg.DagsterRunStatus.NOT_STARTED):
+            assert time.monotonic() < deadline, "the launched run did not start"
+            time.sleep(0.5)
+        assert instance.run_launcher.terminate(run.run_id)
+        while not instance.get_run_by_id(run.run_id).is_finished:
+            assert time.monotonic() < deadline + 60, "the terminated run did not end"
+            time.sleep(0.5)
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
 
 
 def _tick(defs, instance, cursor=None):
@@ -119,7 +138,8 @@ def test_covariate_drift_requests_exactly_one_run_per_episode(drifted_world):
 
 @pytest.mark.slow
 def test_the_daemon_runs_the_sensor_and_the_retraining_succeeds(drifted_world, tmp_path):
-    """The real dagster-daemon with the project's definitions: drift in, a retraining run out, a new model in MLflow."""
+    """The real dagster-daemon with the project's definitions: drift in, a retraining run out, a new model in MLflow;
+    then a launched run, terminated as the UI terminates it, ends canceled."""
     home, env = drifted_world.home, drifted_world.env
     settings = Settings.from_env(env)
     bin_dir = Path(sys.executable).parent
@@ -154,6 +174,9 @@ def test_the_daemon_runs_the_sensor_and_the_retraining_succeeds(drifted_world, t
         with dg.DagsterInstance.from_config(str(home)) as instance:
             bento = instance.get_latest_materialization_event(dg.AssetKey("ad_click_bento")).asset_materialization
         assert bento.metadata["mlflow_version"].value == "2"
+        # The daemon's runs start in workers forked from the preloaded process (orchestration/launcher.py)...
+        assert PID_TAG in run.tags
+        _terminate_a_launched_run(home, env, bin_dir)
     finally:
         os.killpg(daemon.pid, signal.SIGINT)
         try:
