@@ -38,11 +38,11 @@ setup() {
     debian_package wrk wrk
     ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || debian_package postgresql pg_ctl
     mkdir -p "$DAGSTER_HOME"
-    # The instance file follows the project's template while it is the template (its first line says so); a
-    # file of your own is kept.
+    # The instance file follows the project's template while it is one of the project's (its first words say
+    # so), so a new setting reaches existing state folders; a file of your own is kept.
     local template=orchestration/dagster_local.yaml instance=$DAGSTER_HOME/dagster.yaml
     [ -z "${MLSD_DAGSTER_POSTGRES_URL:-}" ] || template=orchestration/dagster_postgres.yaml
-    if [ ! -f "$instance" ] || { [ "$(head -1 "$instance")" = "$(head -1 "$template")" ] && ! cmp -s "$template" "$instance"; }; then
+    if [ ! -f "$instance" ] || { head -1 "$instance" | grep -q '^# Dagster instance of ' && ! cmp -s "$template" "$instance"; }; then
         cp "$template" "$instance"
     fi
 }

@@ -28,7 +28,8 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData
 # Third-party libraries only (see the module docstring): what the cases' steps import, found by listing the modules a
 # run worker still imported after these (bench/ui_launch.py measures the effect).
 DEFAULT_PRELOAD = (
-    "dagster._cli.api", "dagster._core.storage.event_log.sqlite", "dagster._core.storage.runs.sqlite", "polars", "numpy",
+    "dagster._cli.api", "dagster._core.storage.event_log.sqlite", "dagster._core.storage.runs.sqlite",
+    "dagster_postgres", "polars", "numpy",
     "scipy.stats", "great_expectations", "torch", "torch._dynamo", "xgboost", "faiss",
     "sklearn.linear_model", "sklearn.compose", "sklearn.pipeline", "sklearn.preprocessing", "sklearn.impute",
     "sklearn.metrics", "matplotlib.pyplot", "bentoml",

@@ -47,6 +47,9 @@ PROCESS_DEFAULTS = {
 }
 
 
+INSTANCE_FILE_MARK = "# Dagster instance of "  # the first words of the project's instance files
+
+
 class StackError(RuntimeError):
     pass
 
@@ -203,8 +206,11 @@ class Stack:
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
         home = Path(self.env["DAGSTER_HOME"])
         home.mkdir(parents=True, exist_ok=True)
-        if not (home / "dagster.yaml").exists():
-            shutil.copyfile(PROJECT_ROOT / "orchestration" / "dagster_postgres.yaml", home / "dagster.yaml")
+        template, instance = PROJECT_ROOT / "orchestration" / "dagster_postgres.yaml", home / "dagster.yaml"
+        # The instance file follows the template while it is one of the project's (as ./dev.sh keeps the local one).
+        if not instance.exists() or (instance.read_text().startswith(INSTANCE_FILE_MARK)
+                                     and instance.read_text() != template.read_text()):
+            shutil.copyfile(template, instance)
 
     def up(self) -> None:
         self.prepare()
