@@ -17,6 +17,7 @@ import polars as pl
 from models.ann import AnnIndex
 from models.ranking_metrics import ndcg_at_k, ndcg_curve, ranking_report, recall_curve
 from models.video_rec import two_tower as tt
+from models.video_rec.baselines import fit_ease_on_split, with_history
 from models.video_rec.features import Cutoffs, before, ground_truth, popular_videos, user_profiles, video_stats
 from models.video_rec.recommender import (
     ChainConfig,
@@ -30,7 +31,8 @@ from models.video_rec.recommender import (
 
 METRIC_KS = (1, 5, 10)
 CURVE_KS = (1, 5, 10, 20, 50, 100)
-APPROACHES = ("popularity", "two_tower", "two_stage", "oracle")
+APPROACHES = ("popularity", "ease", "two_tower", "two_stage", "oracle")
+BASELINES = ("popularity", "ease")
 
 
 def fit_retrieval(
@@ -110,6 +112,8 @@ class Evaluation:
     users: int
     catalogue: int
     per_user_ndcg: dict[str, dict[str, float]]  # approach -> user -> nDCG@k (the units a paired bootstrap resamples)
+    ease_l2: float = 0.0  # the l2 the validation window chose
+    ease_l2_ndcg: dict[float, float] | None = None  # validation nDCG@10 of each l2 tried
 
 
 def evaluate(
@@ -140,6 +144,8 @@ def evaluate(
     lists: dict[str, dict[str, list[str]]] = {}
     popular = popular_videos(state.videos, depth + 500)
     lists["popularity"] = {u: [v for v in popular if v not in seen[u]][:depth] for u in user_ids}
+    ease, ease_l2 = fit_ease_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)
+    lists["ease"] = with_history(ease, labeled, cutoffs.test_start).recommend(user_ids, seen, depth, fallback=popular)
     lists["two_tower"] = recommender.retrieval_only(user_ids, depth)
     chain = recommender.recommend(user_ids, depth)
     lists["two_stage"] = {u: g["video_id"].to_list() for (u,), g in chain.group_by("user_id", maintain_order=True)}
@@ -159,7 +165,7 @@ def evaluate(
         ndcg_curves[name] = ndcg_curve(recs, relevant, CURVE_KS)
     per_user = {name: {u: ndcg_at_k(recs.get(u, []), relevant[u], k) for u in user_ids if relevant[u]}
                 for name, recs in lists.items()}
-    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user)
+    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user, ease.l2, ease_l2)
 
 
 def _oracle_rows(state: ServingState, videos: pl.DataFrame) -> np.ndarray:

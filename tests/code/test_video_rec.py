@@ -221,3 +221,37 @@ def test_a_long_held_out_window_is_referenced_by_a_week_of_its_days_spread_from_
     spread = reference_days(T0, T0 + timedelta(days=61))
     assert len(spread) == 7 and spread[0] == T0 and spread[-1] == T0 + timedelta(days=60)
     assert len(set(spread)) == 7
+
+
+def _views(pairs, day=0, relevant=True):
+    return pl.DataFrame({"user_id": [u for u, _ in pairs], "video_id": [v for _, v in pairs],
+                         "ts": [T0 + timedelta(days=day, minutes=i) for i in range(len(pairs))],
+                         "relevant": [relevant] * len(pairs)})
+
+
+def test_ease_recommends_what_co_occurs_and_never_what_was_seen():
+    from models.video_rec.baselines import fit_ease, relevant_rows
+
+    # a and b go together for many users; c and d for others: a user who found a should get b next.
+    pairs = [(f"u{i}", v) for i in range(20) for v in ("a", "b")] + [(f"w{i}", v) for i in range(20) for v in ("c", "d")]
+    labeled = pl.concat([_views(pairs), _views([("new", "a")], day=1)])
+    video_ids = ["a", "b", "c", "d"]
+    model = fit_ease(relevant_rows(labeled, video_ids, T0 + timedelta(days=2)), video_ids, l2=1.0)
+    assert np.allclose(np.diag(model.weights), 0.0)  # a video does not explain itself
+    assert model.weights[0, 1] > 0.3 and abs(model.weights[0, 2]) < 1e-6
+    lists = model.recommend(["new", "stranger"], {"new": {"a"}}, k=2, fallback=["d", "c", "b", "a"])
+    assert lists["new"][0] == "b" and "a" not in lists["new"]
+    assert lists["stranger"] == ["d", "c"]  # no history: the fallback's order
+
+
+def test_ease_fits_before_the_validation_window_and_picks_its_l2_there():
+    from models.video_rec.baselines import fit_ease_on_split
+
+    pairs = [(f"u{i}", v) for i in range(30) for v in ("a", "b")] + [(f"w{i}", v) for i in range(30) for v in ("c", "d")]
+    later = [(f"u{i}", "x") for i in range(5)]  # a video first found relevant in the validation window
+    labeled = pl.concat([_views(pairs), _views([(f"u{i}", "a") for i in range(30, 40)], day=1),
+                         _views([(f"u{i}", "b") for i in range(30, 40)] + later, day=3)])
+    model, by_l2 = fit_ease_on_split(labeled, T0 + timedelta(days=2), T0 + timedelta(days=4), grid=(1.0, 1000.0))
+    assert "x" not in model.video_ids  # weights come only from views before the validation window
+    assert set(by_l2) == {1.0, 1000.0} and model.l2 in by_l2 and by_l2[model.l2] == max(by_l2.values())
+    assert by_l2[model.l2] > 0.5  # the validation users who found a get b
