@@ -25,8 +25,9 @@ RAW_TABLES = ("video_rec_users", "video_rec_videos", "video_rec_interactions")
 def build_source(platform: Platform, settings: VideoRecSettings) -> VideoRecSource:
     return VideoRecSource(
         raw_dir=settings.raw_dir, raw_dir_setting="MLSD_VIDEO_REC_RAW_DIR", landing_dir=platform.landing_dir(GROUP),
-        start_date=settings.start_date.isoformat(), days=settings.days, seed=settings.seed, users=settings.users,
-        videos=settings.videos, new_videos_per_day=settings.new_videos_per_day, drift_kind=settings.simulated_drift.kind,
+        world=settings.world, start_date=settings.start_date.isoformat(), days=settings.simulated_days, seed=settings.seed,
+        users=settings.simulated_users, videos=settings.simulated_videos, new_videos_per_day=settings.new_videos_per_day,
+        drift_kind=settings.simulated_drift.kind,
         drift_day=settings.simulated_drift.day, arrived_days=settings.arrived_days,
     )
 

@@ -17,6 +17,7 @@ class VideoRecSource(RawSource):
     interactions.parquet or interactions/*.parquet; README "Video recommendation")."""
 
     tables: ClassVar[tuple[str, ...]] = ("users", "videos", "interactions")
+    world: str = "video"  # or "ratings" (models.video_rec.ratings)
     seed: int = 11
     users: int = 3_000
     videos: int = 3_000
@@ -26,8 +27,12 @@ class VideoRecSource(RawSource):
     arrived_days: int | None = None  # the simulator's clock: later days' views and uploads have not happened yet
 
     def simulation_config(self):
+        from models.video_rec.ratings import RatingsSimulationConfig
         from models.video_rec.simulator import VideoSimulationConfig
 
+        if self.world == "ratings":
+            return RatingsSimulationConfig(seed=self.seed, start_date=date.fromisoformat(self.start_date), n_days=self.days,
+                                           n_users=self.users, n_movies=self.videos)
         return VideoSimulationConfig(
             seed=self.seed, start_date=date.fromisoformat(self.start_date), n_days=self.days, n_users=self.users,
             n_videos=self.videos, new_videos_per_day=self.new_videos_per_day, drift_kind=self.drift_kind,
@@ -36,6 +41,11 @@ class VideoRecSource(RawSource):
 
     def fingerprint(self) -> str:
         return self.simulation_config().fingerprint()
+
+    @property
+    def description(self) -> str:
+        described = super().description
+        return described if self.raw_dir or self.world == "video" else f"ratings world {described}"
 
     def simulate(self):
         """The simulated world (cached per configuration in this process): tables and latent truth."""
@@ -70,10 +80,11 @@ _WORLDS: dict = {}
 
 def _simulated_world(config):
     if config not in _WORLDS:
+        from models.video_rec.ratings import RatingsSimulationConfig, simulate_ratings
         from models.video_rec.simulator import simulate
 
         _WORLDS.clear()  # one world at a time: they are large
-        _WORLDS[config] = simulate(config)
+        _WORLDS[config] = simulate_ratings(config) if isinstance(config, RatingsSimulationConfig) else simulate(config)
     return _WORLDS[config]
 
 

@@ -11,28 +11,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from models.video_rec.features import before, between
+
+
+NEIGHBOURS = 200  # weights kept per video: the strongest, so the model's size and a score's cost grow with the catalogue, not its square
+MAX_VIDEOS = 8_000  # the gram matrix's inverse costs the cube of its side; beyond this, the most often relevant videos
 
 
 @dataclass(frozen=True)
 class Ease:
     video_ids: list[str]
-    weights: np.ndarray  # videos x videos, zero diagonal
+    weights: sparse.csr_matrix  # videos x videos: row h holds the NEIGHBOURS largest weights of h on other videos
     history: dict[str, np.ndarray]  # user -> rows of the videos they found relevant
     l2: float
 
     def scores(self, user_ids: list[str]) -> np.ndarray:
         """users x videos; a user without relevant views scores 0 everywhere (the caller's fallback decides)."""
-        x = np.zeros((len(user_ids), len(self.video_ids)), np.float32)
-        for i, user in enumerate(user_ids):
-            rows = self.history.get(user)
-            if rows is not None:
-                x[i, rows] = 1.0
-        return x @ self.weights
+        return (history_matrix([self.history.get(u, _NONE) for u in user_ids], len(self.video_ids)) @ self.weights).toarray()
 
     def recommend(self, user_ids: list[str], seen: dict[str, set[str]], k: int,
                   fallback: list[str] | None = None) -> dict[str, list[str]]:
@@ -46,6 +47,9 @@ class Ease:
         ids = np.array(self.video_ids, dtype=object)
         out = {}
         for i, user in enumerate(user_ids):
+            if not len(ids):
+                out[user] = [v for v in (fallback or []) if v not in seen.get(user, ())][:k]
+                continue
             # The fallback's order breaks ties only: its values are below the smallest gap between distinct scores.
             row = scores[i] + prior * 1e-6
             blocked = [position[v] for v in seen.get(user, ()) if v in position]
@@ -54,6 +58,27 @@ class Ease:
             top = top[np.argsort(-row[top], kind="stable")]
             out[user] = [v for v in ids[top].tolist() if v not in seen.get(user, ())][:k]
         return out
+
+    def save(self, path: Path) -> None:
+        np.savez(path, video_ids=np.array(self.video_ids, dtype=str), l2=self.l2, data=self.weights.data,
+                 indices=self.weights.indices, indptr=self.weights.indptr)
+
+    @classmethod
+    def load(cls, path: Path, history: dict[str, np.ndarray] | None = None) -> Ease:
+        with np.load(path) as saved:
+            n = len(saved["video_ids"])
+            weights = sparse.csr_matrix((saved["data"], saved["indices"], saved["indptr"]), shape=(n, n))
+            return cls(saved["video_ids"].tolist(), weights, history or {}, float(saved["l2"]))
+
+
+_NONE = np.zeros(0, np.int64)
+
+
+def history_matrix(rows: list[np.ndarray], n: int) -> sparse.csr_matrix:
+    """users x videos, 1 where the user found the video relevant."""
+    lengths = [len(r) for r in rows]
+    return sparse.csr_matrix((np.ones(sum(lengths), np.float32), (np.repeat(np.arange(len(rows)), lengths),
+                              np.concatenate([*rows, _NONE]).astype(np.int64))), shape=(len(rows), n))
 
 
 def relevant_rows(labeled: pl.DataFrame, video_ids: list[str], as_of: datetime) -> dict[str, np.ndarray]:
@@ -65,24 +90,30 @@ def relevant_rows(labeled: pl.DataFrame, video_ids: list[str], as_of: datetime) 
     return {u: np.array(r, np.int64) for u, r in zip(pairs["user_id"].to_list(), pairs["row"].to_list())}
 
 
-def fit_ease(history: dict[str, np.ndarray], video_ids: list[str], l2: float) -> Ease:
-    from scipy import sparse
-
+def fit_ease(history: dict[str, np.ndarray], video_ids: list[str], l2: float, neighbours: int = NEIGHBOURS) -> Ease:
     n = len(video_ids)
-    lengths = [len(rows) for rows in history.values()]
-    x = sparse.csr_matrix((np.ones(sum(lengths), np.float32),
-                           (np.repeat(np.arange(len(lengths)), lengths), np.concatenate([*history.values(), np.zeros(0, np.int64)]))),
-                          shape=(len(lengths), n))
+    x = history_matrix(list(history.values()), n)
     gram = (x.T @ x).toarray()
     gram[np.diag_indices(n)] += l2
     # float32 halves the inverse's time; the weights are compared, not accumulated, so its precision is plenty.
     inverse = np.linalg.inv(gram)
     weights = -inverse / np.diag(inverse)
     weights[np.diag_indices(n)] = 0.0
-    return Ease(video_ids, weights, history, l2)
+    return Ease(video_ids, _strongest(weights, neighbours), history, l2)
 
 
-L2_GRID = (30.0, 100.0, 300.0)
+def _strongest(weights: np.ndarray, keep: int) -> sparse.csr_matrix:
+    n = weights.shape[0]
+    if n <= keep:
+        return sparse.csr_matrix(weights)
+    columns = np.argpartition(-weights, keep - 1, axis=1)[:, :keep]
+    values = np.take_along_axis(weights, columns, axis=1)
+    matrix = sparse.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n * keep + 1, keep)), shape=(n, n))
+    matrix.sort_indices()
+    return matrix
+
+
+L2_GRID = (30.0, 100.0, 300.0, 1_000.0)  # a grid whose edge won on ratings-shaped data would hide a better l2
 
 
 def fit_ease_on_split(labeled: pl.DataFrame, fit_end: datetime, valid_end: datetime, grid: tuple[float, ...] = L2_GRID,
@@ -94,7 +125,8 @@ def fit_ease_on_split(labeled: pl.DataFrame, fit_end: datetime, valid_end: datet
     features can."""
     from models.ranking_metrics import ndcg_at_k
 
-    video_ids = sorted(before(labeled, fit_end).filter(pl.col("relevant"))["video_id"].unique().to_list())
+    counts = before(labeled, fit_end).filter(pl.col("relevant")).group_by("video_id").agg(n=pl.col("user_id").n_unique())
+    video_ids = sorted(counts.sort("n", "video_id", descending=[True, False]).head(MAX_VIDEOS)["video_id"].to_list())
     history = relevant_rows(labeled, video_ids, fit_end)
     truth = (between(labeled, fit_end, valid_end).filter(pl.col("relevant")).group_by("user_id")
              .agg(pl.col("video_id").unique()).filter(pl.col("user_id").is_in(list(history))).sort("user_id"))

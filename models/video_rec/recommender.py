@@ -1,5 +1,5 @@
-"""The whole serving chain: candidates (two-tower + ANN, popular, trending), ranker features, XGBoost ranking,
-re-ranking. One code path serves the batch asset, the evaluation and the BentoML service.
+"""The whole serving chain: candidates (two-tower + ANN, item-item EASE, popular, trending), ranker features,
+XGBoost ranking, re-ranking. One code path serves the batch asset, the evaluation and the BentoML service.
 
 A `ServingState` is everything the chain reads as of one time: the catalogue with its statistics and
 embeddings, the ANN index over them, and each user's profile and embedding. The registered model version
@@ -19,6 +19,7 @@ import polars as pl
 
 from models.ann import AnnIndex, HnswParams
 from models.video_rec import two_tower as tt
+from models.video_rec.baselines import Ease, history_matrix
 from models.video_rec.features import popular_videos, user_profiles, video_stats
 from models.video_rec.rerank import Candidate, RerankRules, duplicate_threshold, rerank, title_key
 
@@ -27,8 +28,9 @@ RANKER_FEATURES = [
     "log_views_7d", "log_views_1d", "trending", "relevance_rate", "log_age_days", "log_duration",
     "language_share", "tag_overlap", "channel_share",
     "user_log_views", "user_mean_watch", "user_like_rate", "user_relevant_rate", "user_history_length",
+    "ease_score", "ease_rank", "from_ease",
 ]
-NOT_RETRIEVED = 1_000.0  # tt_rank of a candidate the ANN search did not return
+NOT_RETRIEVED = 1_000.0  # tt_rank (ease_rank) of a candidate the ANN search (the item-item model) did not return
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class ChainConfig:
     ann_candidates: int = 200
     popular_candidates: int = 50
     trending_candidates: int = 50
+    ease_candidates: int = 100
     hnsw: HnswParams = field(default_factory=HnswParams)
     rules: RerankRules = field(default_factory=RerankRules)
 
@@ -45,6 +48,7 @@ class ChainConfig:
             ann_candidates=state["ann_candidates"],
             popular_candidates=state["popular_candidates"],
             trending_candidates=state["trending_candidates"],
+            ease_candidates=state.get("ease_candidates", 0),  # versions from before the item-item source
             hnsw=HnswParams(**state["hnsw"]),
             rules=RerankRules(**state["rules"]),
         )
@@ -60,6 +64,7 @@ class ServingState:
     user_embeddings: np.ndarray
     popular: list[str]
     trending: list[str]
+    ease: Ease | None = None  # the item-item model, over its own videos
 
     def __post_init__(self):
         self.video_ids = self.videos["video_id"].to_list()
@@ -67,6 +72,7 @@ class ServingState:
         self.popular_rows = np.array([self.video_row[v] for v in self.popular], dtype=np.int64)
         self.trending_rows = np.array([self.video_row[v] for v in self.trending], dtype=np.int64)
         self.user_row = {u: i for i, u in enumerate(self.profiles["user_id"].to_list())}
+        self.item_item = None if self.ease is None else _on_rows(self.ease, self.video_row)
         self.history_length = self.profiles["history"].list.len().to_list()
         # The catalogue's side of the ranker features, row = index position: computed once per state and gathered
         # by position per request, so a request costs its candidates, not the catalogue's size.
@@ -94,6 +100,7 @@ def build_state(
     as_of: datetime,
     config: ChainConfig,
     index_bytes: bytes | None = None,
+    ease: Ease | None = None,
 ) -> ServingState:
     """Everything the chain reads as of `as_of`. `index_bytes` reuses a serialized ANN index built over the same
     catalogue (video_stats order) instead of building one."""
@@ -116,21 +123,51 @@ def build_state(
         user_embeddings=user_embeddings,
         popular=popular_videos(stats, config.popular_candidates + 200),
         trending=popular_videos(stats, config.trending_candidates + 200, by="trending"),
+        ease=ease,
     )
 
 
-def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray, seen: list[set[str]], config: ChainConfig) -> pl.DataFrame:
-    """Union of the sources per user (seen videos dropped), with the two-tower score of every candidate: the ANN's
-    first `ann_candidates`, then the popular and the trending ones; a video from several sources keeps its first
-    row and carries every source's flag."""
+def _on_rows(ease: Ease, video_row: dict[str, int]):
+    """The item-item weights re-indexed by catalogue row; videos the catalogue lacks drop out."""
+    from scipy import sparse
+
+    mapping = np.array([video_row.get(v, -1) for v in ease.video_ids], dtype=np.int64)
+    weights = ease.weights.tocoo()
+    rows, cols = mapping[weights.row] if len(mapping) else weights.row, mapping[weights.col] if len(mapping) else weights.col
+    keep = (rows >= 0) & (cols >= 0)
+    n = len(video_row)
+    matrix = sparse.csr_matrix((weights.data[keep], (rows[keep], cols[keep])), shape=(n, n))
+    matrix.sort_indices()
+    return matrix
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, sorted_keys: np.ndarray, default: float) -> np.ndarray:
+    """values[i] where sorted_keys[i] == key, else default, for every key."""
+    found = np.searchsorted(sorted_keys, keys)
+    found = np.minimum(found, max(len(sorted_keys) - 1, 0))
+    hit = (sorted_keys[found] == keys) if len(sorted_keys) else np.zeros(len(keys), bool)
+    return np.where(hit, values[found] if len(values) else default, default)
+
+
+def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray, seen: list[set[str]], config: ChainConfig,
+               histories: list[list[str]] | None = None) -> pl.DataFrame:
+    """Union of the sources per user (seen videos dropped), with the two-tower and item-item scores of every
+    candidate: the ANN's first `ann_candidates`, then the popular, the trending and the item-item model's best for
+    the user's `histories` (recent relevant videos); a video from several sources keeps its first row and carries
+    every source's flag."""
     _, found = state.index.search_positions(embeddings, config.ann_candidates + 50)
     pools = ((2, state.popular_rows, config.popular_candidates), (4, state.trending_rows, config.trending_candidates))
-    columns: dict[str, list[np.ndarray]] = {"user": [], "position": [], "tt_rank": [], "source": []}
+    ease_scores = _ease_scores(state, histories or [[] for _ in user_ids])
+    columns: dict[str, list[np.ndarray]] = {"user": [], "position": [], "tt_rank": [], "source": [], "ease_score": [], "ease_rank": []}
     for u in range(len(user_ids)):
         seen_rows = np.fromiter((state.video_row[v] for v in seen[u] if v in state.video_row), dtype=np.int64)
         ranks = np.flatnonzero((found[u] >= 0) & ~np.isin(found[u], seen_rows))[: config.ann_candidates]
         positions, tt_rank, source = [found[u][ranks].astype(np.int64)], [ranks.astype(np.float64)], [np.ones(len(ranks), np.int64)]
-        for flag, pool, limit in pools:
+        scored = ease_scores.indices[ease_scores.indptr[u]:ease_scores.indptr[u + 1]]
+        score = ease_scores.data[ease_scores.indptr[u]:ease_scores.indptr[u + 1]]
+        unseen = (score > 0) & ~np.isin(scored, seen_rows)
+        best = scored[unseen][np.argsort(-score[unseen], kind="stable")][: config.ease_candidates]
+        for flag, pool, limit in (*pools, (8, best, config.ease_candidates)):
             kept = pool[~np.isin(pool, seen_rows)][:limit]
             positions.append(kept)
             tt_rank.append(np.full(len(kept), NOT_RETRIEVED))
@@ -144,6 +181,9 @@ def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray,
         columns["position"].append(positions[rows])
         columns["tt_rank"].append(tt_rank[rows])
         columns["source"].append(flags[inverse[rows]])
+        columns["ease_score"].append(_lookup(positions[rows], score.astype(np.float64), scored, 0.0))
+        by_position = np.argsort(best, kind="stable")
+        columns["ease_rank"].append(_lookup(positions[rows], by_position.astype(np.float64), best[by_position], NOT_RETRIEVED))
     joined = {name: np.concatenate(parts) if parts else np.zeros(0, np.int64) for name, parts in columns.items()}
     users, positions = joined["user"], joined["position"]
     video_ids = state.video_ids
@@ -152,7 +192,10 @@ def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray,
         "position": positions,
         "tt_rank": joined["tt_rank"].astype(np.float64),
         "source": joined["source"],
-    }, schema={"user_id": pl.String, "position": pl.Int64, "tt_rank": pl.Float64, "source": pl.Int64})
+        "ease_score": joined["ease_score"].astype(np.float64),
+        "ease_rank": joined["ease_rank"].astype(np.float64),
+    }, schema={"user_id": pl.String, "position": pl.Int64, "tt_rank": pl.Float64, "source": pl.Int64,
+               "ease_score": pl.Float64, "ease_rank": pl.Float64})
     tt_score = np.einsum("ij,ij->i", embeddings[users], state.video_embeddings[positions])
     return frame.with_columns(
         video_id=pl.Series(video_ids, dtype=pl.String)[frame["position"]],
@@ -160,7 +203,21 @@ def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray,
         from_ann=(pl.col("source") & 1 > 0).cast(pl.Float64),
         from_popular=(pl.col("source") & 2 > 0).cast(pl.Float64),
         from_trending=(pl.col("source") & 4 > 0).cast(pl.Float64),
+        from_ease=(pl.col("source") & 8 > 0).cast(pl.Float64),
     )
+
+
+def _ease_scores(state: ServingState, histories: list[list[str]]):
+    """users x catalogue item-item scores (sparse: a user reaches only their videos' neighbours)."""
+    from scipy import sparse
+
+    n = len(state.video_ids)
+    if state.item_item is None:
+        return sparse.csr_matrix((len(histories), n), dtype=np.float32)
+    rows = [np.unique(np.fromiter((state.video_row[v] for v in h or [] if v in state.video_row), dtype=np.int64)) for h in histories]
+    scores = (history_matrix(rows, n) @ state.item_item).tocsr()
+    scores.sort_indices()
+    return scores
 
 
 class _Pool(Sequence):
@@ -231,22 +288,25 @@ def candidate_features(state: ServingState, frame: pl.DataFrame, profiles: pl.Da
     )
 
 
-def ranker_matrix(features: pl.DataFrame) -> np.ndarray:
-    return features.select(pl.col(RANKER_FEATURES).cast(pl.Float64)).to_numpy()
+def ranker_matrix(features: pl.DataFrame, names: list[str] = RANKER_FEATURES) -> np.ndarray:
+    return features.select(pl.col(names).cast(pl.Float64)).to_numpy()
 
 
-def train_ranker(train: pl.DataFrame, valid: pl.DataFrame, seed: int = 0):
+def train_ranker(train: pl.DataFrame, valid: pl.DataFrame, seed: int = 0, features: list[str] = RANKER_FEATURES,
+                 params: dict | None = None):
     """LambdaMART (XGBoost rank:ndcg), one query per user; rows must be grouped by user."""
     import xgboost as xgb
 
     def matrix(frame: pl.DataFrame) -> xgb.DMatrix:
         qid = frame["user_id"].rank("dense").cast(pl.Int64).to_numpy()
-        return xgb.DMatrix(ranker_matrix(frame), label=frame["label"].to_numpy(), qid=qid, feature_names=RANKER_FEATURES)
+        return xgb.DMatrix(ranker_matrix(frame, features), label=frame["label"].to_numpy(), qid=qid, feature_names=features)
 
+    # Shallow trees with at least 20 rows a leaf: depth 6 with 5 overfitted the few hundred users of a ranker window
+    # (bench/video_diagnosis.py; README "Where the chain gains and loses").
     params = {
-        "objective": "rank:ndcg", "eval_metric": "ndcg@10", "eta": 0.08, "max_depth": 6, "min_child_weight": 5,
+        "objective": "rank:ndcg", "eval_metric": "ndcg@10", "eta": 0.08, "max_depth": 3, "min_child_weight": 20,
         "subsample": 0.8, "colsample_bytree": 0.9, "lambdarank_pair_method": "topk", "lambdarank_num_pair_per_sample": 10,
-        "nthread": 2, "seed": seed,
+        "nthread": 2, "seed": seed, **(params or {}),
     }
     history: dict = {}
     booster = xgb.train(
@@ -326,7 +386,8 @@ class Recommender:
         personal = [i for i, s in enumerate(strategy) if s != "popular"]
         if personal:
             ids = [user_ids[i] for i in personal]
-            frame = candidates(self.state, ids, embeddings[personal], [seen[i] for i in personal], self.config)
+            frame = candidates(self.state, ids, embeddings[personal], [seen[i] for i in personal], self.config,
+                               profiles[personal]["history"].to_list())
             features = candidate_features(self.state, frame, profiles[personal])
             scores = self.score(features)
             ranked = features.select("user_id", "position").with_columns(score=pl.Series(scores, dtype=pl.Float64))
@@ -351,7 +412,9 @@ class Recommender:
     def score(self, features: pl.DataFrame) -> np.ndarray:
         import xgboost as xgb
 
-        matrix = xgb.DMatrix(ranker_matrix(features), feature_names=RANKER_FEATURES)
+        # The ranker's own feature list: a version trained before a feature existed keeps answering.
+        names = self.ranker.feature_names or RANKER_FEATURES
+        matrix = xgb.DMatrix(ranker_matrix(features, names), feature_names=names)
         return self.ranker.predict(matrix, iteration_range=(0, self.ranker.best_iteration + 1))
 
     def _candidate(self, position: int, score: float) -> Candidate:
@@ -394,6 +457,8 @@ class Recommender:
         np.save(folder / "user_embeddings.npy", self.state.user_embeddings)
         self.state.videos.write_parquet(folder / "videos.parquet")
         self.state.profiles.write_parquet(folder / "profiles.parquet")
+        if self.state.ease is not None:
+            self.state.ease.save(folder / "ease.npz")
         config = asdict(self.config)
         (folder / "chain.json").write_text(json.dumps({
             **config, "as_of": self.state.as_of.isoformat(), "popular": self.state.popular, "trending": self.state.trending,
@@ -423,6 +488,7 @@ class Recommender:
             user_embeddings=np.load(folder / "user_embeddings.npy"),
             popular=saved["popular"],
             trending=saved["trending"],
+            ease=Ease.load(folder / "ease.npz") if (folder / "ease.npz").exists() else None,
         )
         return cls(model, vocab, ranker, state, config)
 

@@ -8,18 +8,20 @@ approach for top-k lists as of `test_start` and compares them with what users fo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import polars as pl
 
 from models.ann import AnnIndex
-from models.ranking_metrics import ndcg_at_k, ndcg_curve, ranking_report, recall_curve
+from models.promotion import Interval, paired_bootstrap
+from models.ranking_metrics import ndcg_at_k, ndcg_curve, ranking_report, recall_at_k, recall_curve
 from models.video_rec import two_tower as tt
 from models.video_rec.baselines import fit_ease_on_split, with_history
 from models.video_rec.features import Cutoffs, before, ground_truth, popular_videos, user_profiles, video_stats
 from models.video_rec.recommender import (
+    RANKER_FEATURES,
     ChainConfig,
     Recommender,
     ServingState,
@@ -84,7 +86,8 @@ def ranker_examples(state: ServingState, labeled: pl.DataFrame, videos: pl.DataF
     users = [u for u in truth["user_id"].to_list() if u in state.user_row]
     rows = [state.user_row[u] for u in users]
     profiles = state.profiles[rows]
-    frame = candidates(state, users, state.user_embeddings[rows], [set(s) for s in profiles["seen"].to_list()], config)
+    frame = candidates(state, users, state.user_embeddings[rows], [set(s) for s in profiles["seen"].to_list()], config,
+                       profiles["history"].to_list())
     features = candidate_features(state, frame, profiles)
     positives = truth.explode("relevant").select("user_id", video_id="relevant", label=pl.lit(1, pl.Int32))
     labeled_rows = features.join(positives, on=["user_id", "video_id"], how="left").with_columns(pl.col("label").fill_null(0))
@@ -99,9 +102,10 @@ def split_by_user(frame: pl.DataFrame, valid_share: float = 0.15, seed: int = 0)
     return frame.filter(~flag), frame.filter(flag)
 
 
-def fit_ranker(examples: pl.DataFrame, seed: int = 0):
+def fit_ranker(examples: pl.DataFrame, seed: int = 0, features: list[str] = RANKER_FEATURES, params: dict | None = None):
+    """The ranker on 85% of the examples' users, early-stopped on the rest; `params` override XGBoost's."""
     train, valid = split_by_user(examples, seed=seed)
-    return train_ranker(train, valid, seed)
+    return train_ranker(train, valid, seed, features, params)
 
 
 @dataclass
@@ -112,8 +116,11 @@ class Evaluation:
     users: int
     catalogue: int
     per_user_ndcg: dict[str, dict[str, float]]  # approach -> user -> nDCG@k (the units a paired bootstrap resamples)
-    ease_l2: float = 0.0  # the l2 the validation window chose
-    ease_l2_ndcg: dict[float, float] | None = None  # validation nDCG@10 of each l2 tried
+    ease_l2: float = 0.0  # the item-item model's l2 (chosen on the ranker window); 0 without one
+    margins: dict[tuple[str, str], Interval] = field(default_factory=dict)  # (baseline, metric) -> chain minus it
+
+    def margin_lines(self) -> list[str]:
+        return [f"two-stage minus {baseline}: {interval.describe(metric)}" for (baseline, metric), interval in self.margins.items()]
 
 
 def evaluate(
@@ -144,7 +151,7 @@ def evaluate(
     lists: dict[str, dict[str, list[str]]] = {}
     popular = popular_videos(state.videos, depth + 500)
     lists["popularity"] = {u: [v for v in popular if v not in seen[u]][:depth] for u in user_ids}
-    ease, ease_l2 = fit_ease_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)
+    ease = state.ease or fit_ease_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)[0]
     lists["ease"] = with_history(ease, labeled, cutoffs.test_start).recommend(user_ids, seen, depth, fallback=popular)
     lists["two_tower"] = recommender.retrieval_only(user_ids, depth)
     chain = recommender.recommend(user_ids, depth)
@@ -165,7 +172,15 @@ def evaluate(
         ndcg_curves[name] = ndcg_curve(recs, relevant, CURVE_KS)
     per_user = {name: {u: ndcg_at_k(recs.get(u, []), relevant[u], k) for u in user_ids if relevant[u]}
                 for name, recs in lists.items()}
-    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user, ease.l2, ease_l2)
+    margins = {}
+    units = [u for u in user_ids if relevant[u]]
+    if len(units) >= 2:
+        for metric, unit_value in ((f"ndcg_at_{k}", ndcg_at_k), (f"recall_at_{k}", recall_at_k)):
+            chain_units = [unit_value(lists["two_stage"].get(u, []), relevant[u], k) for u in units]
+            for baseline in BASELINES:
+                margins[(baseline, metric)] = paired_bootstrap(
+                    chain_units, [unit_value(lists[baseline].get(u, []), relevant[u], k) for u in units], seed=seed)
+    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user, ease.l2, margins)
 
 
 def _oracle_rows(state: ServingState, videos: pl.DataFrame) -> np.ndarray:
@@ -176,5 +191,6 @@ def _oracle_rows(state: ServingState, videos: pl.DataFrame) -> np.ndarray:
 
 def state_at(recommender: Recommender, labeled: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame, as_of) -> Recommender:
     """The same models over a state as of another time (evaluation: test_start)."""
-    state = build_state(recommender.model, recommender.vocab, labeled, users, videos, as_of, recommender.config)
+    state = build_state(recommender.model, recommender.vocab, labeled, users, videos, as_of, recommender.config,
+                        ease=recommender.state.ease)
     return Recommender(recommender.model, recommender.vocab, recommender.ranker, state, recommender.config)

@@ -149,6 +149,9 @@ class TwoTowerConfig:
     learning_rate: float = 6e-3
     weight_decay: float = 1e-5
     id_dropout: float = 0.2  # share of training rows whose user or video id is hidden (cold-start practice)
+    # Weight of the log-frequency (logQ) correction of in-batch negatives: 1 the unbiased softmax, 0 none (popular
+    # videos then score higher, as frequent negatives push them down less).
+    popularity_correction: float = 1.0
     patience: int = 2
     seed: int = 0
 
@@ -271,7 +274,8 @@ def train_two_tower(
             users["ids"] = users["ids"] * (torch.rand(len(rows)) >= config.id_dropout)
             videos["ids"] = videos["ids"] * (torch.rand(len(rows)) >= config.id_dropout)
             u, v = model.users(**users), model.videos(**videos)
-            logits = u @ v.T / config.temperature - torch.from_numpy(examples.log_frequency[rows]).float()[None, :]
+            correction = config.popularity_correction * torch.from_numpy(examples.log_frequency[rows]).float()
+            logits = u @ v.T / config.temperature - correction[None, :]
             # The same video twice in a batch is not a negative of itself.
             same = videos["ids"][None, :] == videos["ids"][:, None]
             same &= ~torch.eye(len(rows), dtype=torch.bool)

@@ -237,8 +237,9 @@ def test_ease_recommends_what_co_occurs_and_never_what_was_seen():
     labeled = pl.concat([_views(pairs), _views([("new", "a")], day=1)])
     video_ids = ["a", "b", "c", "d"]
     model = fit_ease(relevant_rows(labeled, video_ids, T0 + timedelta(days=2)), video_ids, l2=1.0)
-    assert np.allclose(np.diag(model.weights), 0.0)  # a video does not explain itself
-    assert model.weights[0, 1] > 0.3 and abs(model.weights[0, 2]) < 1e-6
+    weights = model.weights.toarray()
+    assert np.allclose(np.diag(weights), 0.0)  # a video does not explain itself
+    assert weights[0, 1] > 0.3 and abs(weights[0, 2]) < 1e-6
     lists = model.recommend(["new", "stranger"], {"new": {"a"}}, k=2, fallback=["d", "c", "b", "a"])
     assert lists["new"][0] == "b" and "a" not in lists["new"]
     assert lists["stranger"] == ["d", "c"]  # no history: the fallback's order
@@ -255,3 +256,94 @@ def test_ease_fits_before_the_validation_window_and_picks_its_l2_there():
     assert "x" not in model.video_ids  # weights come only from views before the validation window
     assert set(by_l2) == {1.0, 1000.0} and model.l2 in by_l2 and by_l2[model.l2] == max(by_l2.values())
     assert by_l2[model.l2] > 0.5  # the validation users who found a get b
+
+
+def test_ease_keeps_each_videos_strongest_weights_and_survives_a_round_trip(tmp_path):
+    from models.video_rec.baselines import Ease, fit_ease
+
+    rng = np.random.default_rng(0)
+    video_ids = [f"v{i}" for i in range(30)]
+    history = {f"u{i}": np.unique(rng.integers(0, 30, 6)) for i in range(200)}
+    full, pruned = fit_ease(history, video_ids, 10.0, neighbours=30), fit_ease(history, video_ids, 10.0, neighbours=5)
+    assert (np.diff(pruned.weights.indptr) == 5).all()
+    dense = full.weights.toarray()
+    for row in range(30):  # the kept weights are the row's largest
+        assert np.allclose(np.sort(pruned.weights[row].data), np.sort(dense[row])[-5:], atol=1e-6)
+    pruned.save(tmp_path / "ease.npz")
+    loaded = Ease.load(tmp_path / "ease.npz", history)
+    assert loaded.video_ids == video_ids and loaded.l2 == 10.0
+    assert np.allclose(loaded.scores(["u1", "nobody"]), pruned.scores(["u1", "nobody"]))
+    assert not loaded.scores(["nobody"]).any()
+
+
+@pytest.fixture(scope="module")
+def ratings_world():
+    from models.video_rec.ratings import RatingsSimulationConfig, simulate_ratings
+
+    return simulate_ratings(RatingsSimulationConfig(n_users=300, n_movies=400, n_days=90, seed=3))
+
+
+def test_the_ratings_world_follows_the_contract_and_is_shaped_like_ratings_data(ratings_world):
+    from expectations.video_rec import INTERACTIONS_SCHEMA, USERS_SCHEMA, VIDEOS_SCHEMA
+
+    world = ratings_world
+    for frame, schema in ((world.interactions, INTERACTIONS_SCHEMA), (world.users, USERS_SCHEMA)):
+        assert {c: frame.schema[c] for c in schema} == schema
+    assert {c: world.videos.schema[c] for c in VIDEOS_SCHEMA if c != "channel_id"} == {
+        c: t for c, t in VIDEOS_SCHEMA.items() if c != "channel_id"}
+    views = world.interactions
+    assert views.select("user_id", "video_id").n_unique() == views.height  # a movie is rated once
+    assert (views["watch_fraction"] == 1.0).all()
+    # Bursty: most ratings share their second with another of the same user's.
+    assert views.select("user_id", "ts").n_unique() < 0.5 * views.height
+    # Activity tails off: the last fifth of the days holds well under a fifth of the ratings.
+    last_fifth = views["ts"].min() + timedelta(days=0.8 * world.config.n_days)
+    assert views.filter(pl.col("ts") >= last_fifth).height < 0.12 * views.height
+    # A long tail: the most rated movies have several times the median's ratings, the least rated a fraction.
+    counts = views["video_id"].value_counts()["count"]
+    assert counts.quantile(0.9) > 2.5 * counts.median() > 6 * counts.quantile(0.1)
+    # Dirt: some views dated before their movie's release, and one impossible age.
+    early = views.join(world.videos.select("video_id", "upload_ts"), on="video_id").filter(pl.col("ts") < pl.col("upload_ts"))
+    assert 0 < early.height < 0.01 * views.height
+    assert (world.users["age"] > 120).sum() == 1
+    assert set(views["liked"].unique().to_list()) == {True, False, None}
+
+
+def test_the_ratings_worlds_truth_ranks_what_users_rate_next(ratings_world):
+    from models.ranking_metrics import ndcg_at_k
+
+    world = ratings_world
+    start = world.interactions["ts"].min().replace(hour=0, minute=0, second=0, microsecond=0)
+    day = 60
+    cut = start + timedelta(days=day)
+    later = world.interactions.filter(pl.col("ts") >= cut)
+    before = world.interactions.filter(pl.col("ts") < cut)
+    users = sorted(set(later["user_id"]) & set(before["user_id"]))
+    truth = world.expected_relevant(users, day)
+    assert truth.shape == (len(users), world.videos.height) and (truth >= 0).all() and (truth.sum(axis=1) <= 1 + 1e-9).all()
+    unreleased = world.release_day > day
+    assert not truth[:, unreleased].any()
+    ids = np.array(world.videos["video_id"].to_list())
+    seen = {u: set(g) for u, g in before.group_by("user_id").agg("video_id").iter_rows()}
+    relevant = {u: set(g) for u, g in later.filter(pl.col("liked") != False).group_by("user_id").agg("video_id").iter_rows()}  # noqa: E712
+    oracle, shuffled = [], []
+    rng = np.random.default_rng(0)
+    for i, u in enumerate(users):
+        order = [v for v in ids[np.argsort(-truth[i])] if v not in seen[u]][:10]
+        oracle.append(ndcg_at_k(order, relevant.get(u, set()), 10))
+        shuffled.append(ndcg_at_k(list(rng.permutation([v for v in ids if v not in seen[u]]))[:10], relevant.get(u, set()), 10))
+    assert np.mean(oracle) > 3 * np.mean(shuffled)
+
+
+def test_the_ratings_world_is_a_setting_with_its_own_size():
+    from assets.case import InvalidSetting
+    from assets.video_rec.settings import VideoRecSettings
+
+    ratings = VideoRecSettings(world="ratings")
+    assert (ratings.simulated_days, ratings.simulated_users, ratings.simulated_videos) == (210, 1_000, 1_700)
+    assert VideoRecSettings().simulated_days == 28 and VideoRecSettings(world="ratings", days=60).simulated_days == 60
+    for bad, field_name in ((dict(world="movies"), "world"), (dict(world="ratings", drift="taste@5"), "drift"),
+                            (dict(world="ratings", days=7), "days")):
+        with pytest.raises(InvalidSetting) as error:
+            VideoRecSettings(**bad)
+        assert error.value.field_name == field_name

@@ -40,6 +40,21 @@ def test_the_two_stage_chain_beats_popularity_and_retrieval_alone(video_pipeline
     assert "two-stage + re-ranking" in _metadata(instance, "video_rec_evaluation")["comparison"].value
 
 
+def test_the_item_item_model_is_a_candidate_source_and_a_ranker_feature(video_pipeline):
+    settings, _, instance, _ = video_pipeline
+    item_item = _metadata(instance, "video_rec_item_item")
+    assert item_item["l2"].value in {float(k) for k in item_item["validation_ndcg_at_10_by_l2"].value}
+    examples = _table(settings, "video_rec_ranker_training_data")
+    only_item_item = examples.filter((pl.col("from_ease") == 1) & (pl.col("from_ann") == 0) & (pl.col("from_popular") == 0)
+                                     & (pl.col("from_trending") == 0))
+    assert only_item_item.height > 0 and (only_item_item["tt_rank"] == 1_000.0).all()
+    assert (examples.filter(pl.col("from_ease") == 1)["ease_rank"] < 100).all()
+    assert (examples.filter(pl.col("from_ease") == 0)["ease_rank"] == 1_000.0).all()
+    # The item-item candidates are the positives more often than the rest: the source earns its place.
+    rates = examples.group_by("from_ease").agg(pl.col("label").mean()).sort("from_ease")["label"].to_list()
+    assert rates[1] > rates[0]
+
+
 def test_batch_recommendations_are_top_k_unseen_and_distinct(video_pipeline):
     settings, _, _, _ = video_pipeline
     recommendations = _table(settings, "video_rec_batch_recommendations")
@@ -109,63 +124,16 @@ def test_your_own_files_run_end_to_end_without_an_oracle(tmp_path):
     assert "views_lifetime" not in videos.columns and videos["channel_id"].null_count() == videos.height
 
 
-def _ratings_shaped_world(seed: int = 5, users: int = 700, movies: int = 900, months: int = 7):
-    """Data shaped like a public movie-ratings set, not like the simulator: every view a full watch, ratings of 4 and
-    5 as likes, coarse release dates as upload times, genres as tags; months of bursty sessions (many ratings in
-    the same second), most users active early, activity tailing off at the end; 0.2% of the views dated before
-    their video's release."""
-    import numpy as np
-    from datetime import datetime, timedelta, timezone
+def _ratings_shaped_world(seed: int = 5, users: int = 700, movies: int = 900, days: int = 210):
+    """Data shaped like a public movie-ratings set, not like the simulator (models.video_rec.ratings): every view a
+    full watch, 4-5 liked, 1-2 disliked, coarse release dates as upload times, genres as tags; months of bursty
+    sessions, most users active early, activity tailing off; some views dated before their movie's release."""
+    from models.video_rec.ratings import RatingsSimulationConfig, simulate_ratings
 
-    rng = np.random.default_rng(seed)
-    start = datetime(2025, 3, 1, tzinfo=timezone.utc)
-    span = timedelta(days=30 * months)
-    genres = ["drama", "comedy", "action", "thriller", "romance", "horror", "sci-fi", "animation", "documentary"]
-    movie_genres = [list(rng.choice(genres, size=rng.integers(1, 4), replace=False)) for _ in range(movies)]
-    popularity = rng.pareto(1.2, movies) + 1
-    # Most of the catalogue is old; a tenth is released during the data, on a date to the day.
-    released = [start - timedelta(days=int(d)) for d in rng.integers(30, 4000, movies)]
-    for i in rng.choice(movies, movies // 10, replace=False):
-        released[i] = start + timedelta(days=int(rng.integers(0, span.days - 30)))
-    released_at = np.array([r.replace(tzinfo=None) for r in released], dtype="datetime64[us]")
-    videos = pl.DataFrame({
-        "video_id": [f"m{i}" for i in range(movies)], "title": [f"Movie {i}" for i in range(movies)],
-        "tags": movie_genres, "duration_s": rng.uniform(4800, 9000, movies), "language": ["en"] * movies,
-        "upload_ts": released,
-    }).with_columns(pl.col("upload_ts").dt.cast_time_unit("us"))
-    rows = []
-    for u in range(users):
-        taste = set(rng.choice(genres, size=2, replace=False))
-        affinity = np.array([2.5 if taste & set(g) else 0.4 for g in movie_genres]) * popularity
-        # Joining skews early, and each user's sessions thin out: the last weeks hold little.
-        joined = start + span * float(rng.beta(1.0, 2.5))
-        for _ in range(int(rng.integers(1, 8))):
-            session = joined + timedelta(days=float(rng.exponential(25)))
-            if session >= start + span:
-                continue
-            session = session.replace(microsecond=0)
-            available = released_at <= np.datetime64(session.replace(tzinfo=None))
-            weights = affinity * available
-            n = int(min(rng.integers(3, 30), available.sum()))
-            for m in rng.choice(movies, size=n, replace=False, p=weights / weights.sum()):
-                rating = int(np.clip(np.round(rng.normal(4.0 if taste & set(movie_genres[m]) else 2.8, 0.9)), 1, 5))
-                # Ratings typed in one go share a second: ties in ts are the rule here.
-                rows.append((f"u{u}", f"m{m}", session + timedelta(seconds=int(rng.integers(0, 3)) * 60), rating >= 4))
-    interactions = pl.DataFrame(rows, schema=["user_id", "video_id", "ts", "liked"], orient="row").with_columns(
-        pl.col("ts").dt.cast_time_unit("us"), watch_fraction=pl.lit(1.0)
-    ).unique(["user_id", "video_id"], keep="first", maintain_order=True).sort("ts", maintain_order=True)
-    # 0.2% of the views predate their video's (coarse) release date. Rows in a fixed order, so that the seeded
-    # sample picks the same views every run.
-    recent = interactions.join(videos.select("video_id", "upload_ts"), on="video_id", maintain_order="left").filter(
-        pl.col("upload_ts") > start + timedelta(days=10))
-    bad = recent.sample(n=round(0.002 * interactions.height), seed=seed).select("user_id", "video_id", "upload_ts")
-    interactions = interactions.join(bad, on=["user_id", "video_id"], how="left", maintain_order="left").with_columns(
-        ts=pl.when(pl.col("upload_ts").is_null()).then("ts").otherwise(pl.col("upload_ts") - timedelta(days=3))
-    ).drop("upload_ts")
-    users_frame = pl.DataFrame({"user_id": [f"u{u}" for u in range(users)],
-                                "age": [150, *rng.integers(16, 70, users - 1).tolist()],  # one typo: a warning
-                                "gender": rng.choice(["f", "m"], users).tolist(), "country": ["us"] * users})
-    return users_frame, videos, interactions, bad.height
+    world = simulate_ratings(RatingsSimulationConfig(seed=seed, n_users=users, n_movies=movies, n_days=days))
+    early = world.interactions.join(world.videos.select("video_id", "upload_ts"), on="video_id").filter(
+        pl.col("ts") < pl.col("upload_ts")).height
+    return world.users, world.videos, world.interactions, early
 
 
 @pytest.mark.slow
@@ -189,7 +157,8 @@ def test_months_of_ratings_shaped_data_quarantine_the_early_views_and_size_the_w
     instance = run.instance
     assert _metadata(instance, "video_rec_champion")["champion_version"].value == "1"
     evaluation = _table(settings, "video_rec_evaluation")
-    assert {"popularity", "two_tower", "two_stage"} <= set(evaluation["approach"].to_list())
+    assert {"popularity", "ease", "two_tower", "two_stage"} <= set(evaluation["approach"].to_list())
+    assert "two-stage minus ease: ndcg_at_10 difference" in _metadata(instance, "video_rec_evaluation")["margins"].value
 
     quarantined = _table(settings, "video_rec_interactions_quarantine")
     assert quarantined.height == early > 0
