@@ -254,8 +254,26 @@ def test_ease_fits_before_the_validation_window_and_picks_its_l2_there():
                          _views([(f"u{i}", "b") for i in range(30, 40)] + later, day=3)])
     model, by_l2 = fit_ease_on_split(labeled, T0 + timedelta(days=2), T0 + timedelta(days=4), grid=(1.0, 1000.0))
     assert "x" not in model.video_ids  # weights come only from views before the validation window
-    assert set(by_l2) == {1.0, 1000.0} and model.l2 in by_l2 and by_l2[model.l2] == max(by_l2.values())
+    assert {1.0, 1000.0} <= set(by_l2) and model.l2 in by_l2 and by_l2[model.l2] == max(by_l2.values())
     assert by_l2[model.l2] > 0.5  # the validation users who found a get b
+
+
+def test_the_l2_grid_extends_past_an_edge_that_wins(monkeypatch):
+    from models.video_rec import baselines
+
+    pairs = [(f"u{i}", v) for i in range(30) for v in ("a", "b")] + [(f"w{i}", v) for i in range(30) for v in ("c", "d")]
+    labeled = pl.concat([_views(pairs), _views([(f"u{i}", "c") for i in range(10)], day=3)])
+    # A validation score that peaks at l2 = 900: the search must walk past the grid's top (300) to find it.
+    tried, recommend = [], baselines.Ease.recommend
+
+    def recording(self, *args, **kwargs):
+        tried.append(self.l2)
+        return recommend(self, *args, **kwargs)
+
+    monkeypatch.setattr(baselines.Ease, "recommend", recording)
+    monkeypatch.setattr("models.ranking_metrics.ndcg_at_k", lambda *_: -abs(tried[-1] - 900.0))
+    model, by_l2 = baselines.fit_ease_on_split(labeled, T0 + timedelta(days=2), T0 + timedelta(days=4))
+    assert tried == [30.0, 100.0, 300.0, 900.0, 2700.0] and model.l2 == 900.0 and list(by_l2) == tried
 
 
 def test_ease_keeps_each_videos_strongest_weights_and_survives_a_round_trip(tmp_path):
