@@ -18,7 +18,7 @@ from models.ann import AnnIndex
 from models.promotion import Interval, paired_bootstrap
 from models.ranking_metrics import ndcg_at_k, ndcg_curve, ranking_report, recall_at_k, recall_curve
 from models.video_rec import two_tower as tt
-from models.video_rec.baselines import fit_ease_on_split, with_history
+from models.video_rec.baselines import als_with_history, fit_als_on_split, fit_ease_on_split, with_history
 from models.video_rec.features import Cutoffs, before, ground_truth, popular_videos, user_profiles, video_stats
 from models.video_rec.recommender import (
     RANKER_FEATURES,
@@ -33,8 +33,8 @@ from models.video_rec.recommender import (
 
 METRIC_KS = (1, 5, 10)
 CURVE_KS = (1, 5, 10, 20, 50, 100)
-APPROACHES = ("popularity", "ease", "two_tower", "two_stage", "oracle")
-BASELINES = ("popularity", "ease")
+APPROACHES = ("popularity", "ease", "mf", "two_tower", "two_stage", "oracle")
+BASELINES = ("popularity", "ease", "mf")
 
 
 def fit_retrieval(
@@ -117,6 +117,7 @@ class Evaluation:
     catalogue: int
     per_user_ndcg: dict[str, dict[str, float]]  # approach -> user -> nDCG@k (the units a paired bootstrap resamples)
     ease_l2: float = 0.0  # the item-item model's l2 (chosen on the ranker window); 0 without one
+    mf_iterations: int = 0  # matrix factorization's ALS iterations (chosen on the ranker window)
     margins: dict[tuple[str, str], Interval] = field(default_factory=dict)  # (baseline, metric) -> chain minus it
 
     def margin_lines(self) -> list[str]:
@@ -153,6 +154,8 @@ def evaluate(
     lists["popularity"] = {u: [v for v in popular if v not in seen[u]][:depth] for u in user_ids}
     ease = state.ease or fit_ease_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)[0]
     lists["ease"] = with_history(ease, labeled, cutoffs.test_start).recommend(user_ids, seen, depth, fallback=popular)
+    als, _ = fit_als_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)
+    lists["mf"] = als_with_history(als, labeled, cutoffs.test_start).recommend(user_ids, seen, depth, fallback=popular)
     lists["two_tower"] = recommender.retrieval_only(user_ids, depth)
     chain = recommender.recommend(user_ids, depth)
     lists["two_stage"] = {u: g["video_id"].to_list() for (u,), g in chain.group_by("user_id", maintain_order=True)}
@@ -180,7 +183,7 @@ def evaluate(
             for baseline in BASELINES:
                 margins[(baseline, metric)] = paired_bootstrap(
                     chain_units, [unit_value(lists[baseline].get(u, []), relevant[u], k) for u in units], seed=seed)
-    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user, ease.l2, margins)
+    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user, ease.l2, als.iterations, margins)
 
 
 def _oracle_rows(state: ServingState, videos: pl.DataFrame) -> np.ndarray:

@@ -365,3 +365,23 @@ def test_the_ratings_world_is_a_setting_with_its_own_size():
         with pytest.raises(InvalidSetting) as error:
             VideoRecSettings(**bad)
         assert error.value.field_name == field_name
+
+
+def test_als_learns_who_watches_what_and_folds_in_new_histories():
+    from models.video_rec.baselines import als_with_history, fit_als
+
+    # Two groups of users, each watching its own five videos: factors must separate them.
+    rows = {f"a{i}": np.array([j for j in range(5) if j != i % 5]) for i in range(40)}
+    rows |= {f"b{i}": np.array([5 + j for j in range(5) if j != i % 5]) for i in range(40)}
+    video_ids = [f"v{j}" for j in range(10)]
+    model = fit_als(rows, video_ids, factors=4, reg=1.0, alpha=5.0, iterations=6)
+    scores = model.scores(["a0", "b0", "nobody"])
+    assert scores[0, :5].mean() > scores[0, 5:].mean() + 0.3 and scores[1, 5:].mean() > scores[1, :5].mean() + 0.3
+    assert not scores[2].any()  # no history: zero factors, the fallback decides
+    lists = model.recommend(["a0", "nobody"], {"a0": {f"v{j}" for j in range(1, 5)}}, k=2, fallback=["v9", "v8"])
+    assert lists["a0"][0] == "v0" and lists["nobody"] == ["v9", "v8"]
+    # Fold-in: a new user's factors come from their views as of a time, the video factors stay.
+    labeled = _views([("new", "v6"), ("new", "v7")])
+    folded = als_with_history(model, labeled, T0 + timedelta(days=1))
+    assert (folded.video_factors == model.video_factors).all()
+    assert folded.recommend(["new"], {"new": {"v6", "v7"}}, k=1)["new"][0] in {"v5", "v8", "v9"}

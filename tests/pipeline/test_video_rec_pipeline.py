@@ -31,7 +31,7 @@ def test_the_bento_is_the_recommendation_service(video_pipeline):
 def test_the_two_stage_chain_beats_popularity_and_retrieval_alone(video_pipeline):
     settings, _, instance, _ = video_pipeline
     evaluation = {row["approach"]: row for row in _table(settings, "video_rec_evaluation").iter_rows(named=True)}
-    assert set(evaluation) == {"popularity", "ease", "two_tower", "two_stage", "oracle"}
+    assert set(evaluation) == {"popularity", "ease", "mf", "two_tower", "two_stage", "oracle"}
     chain = evaluation["two_stage"]
     for metric in ("precision_at_10", "recall_at_10", "map_at_10", "ndcg_at_10"):
         assert chain[metric] > evaluation["popularity"][metric], metric
@@ -157,7 +157,7 @@ def test_months_of_ratings_shaped_data_quarantine_the_early_views_and_size_the_w
     instance = run.instance
     assert _metadata(instance, "video_rec_champion")["champion_version"].value == "1"
     evaluation = _table(settings, "video_rec_evaluation")
-    assert {"popularity", "ease", "two_tower", "two_stage"} <= set(evaluation["approach"].to_list())
+    assert {"popularity", "ease", "mf", "two_tower", "two_stage"} <= set(evaluation["approach"].to_list())
     assert "two-stage minus ease: ndcg_at_10 difference" in _metadata(instance, "video_rec_evaluation")["margins"].value
 
     quarantined = _table(settings, "video_rec_interactions_quarantine")
