@@ -1,6 +1,7 @@
 """Where the video chain gains and loses against its strong simple baseline (EASE), one stage at a time.
 
     ./dev.sh bench video_diagnosis [--world video|ratings] [--seed N] [--ranker-window SIZE] [--test-window SIZE]
+                                   [--als-grid]
 
 Trains the chain in-process on a simulated world as the training job does (same windows, same code), then
 evaluates variants on the same test users: the re-ranking rules off, the ranker without a group of features, the
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--ranker-window", default="12% 300users", help="as MLSD_VIDEO_REC_RANKER_WINDOW")
     parser.add_argument("--test-window", default="12% 300users", help="as MLSD_VIDEO_REC_TEST_WINDOW")
+    parser.add_argument("--als-grid", action="store_true",
+                        help="instead: the ALS baseline's settings tried, with validation and test nDCG@10")
     args = parser.parse_args(argv)
 
     from models.promotion import paired_bootstrap
@@ -88,6 +91,17 @@ def main(argv: list[str] | None = None) -> None:
         frame = recommender.recommend(units, 10)
         return {u: g["video_id"].to_list() for (u,), g in frame.group_by("user_id", maintain_order=True)}
 
+    if args.als_grid:
+        from models.video_rec.baselines import als_with_history, fit_als_on_split
+
+        print("| factors | reg | alpha | iterations | validation nDCG@10 | test nDCG@10 |\n|---|---|---|---|---|---|")
+        for factors, reg, alpha in ((32, 1.0, 10.0), (32, 10.0, 10.0), (32, 1.0, 40.0), (32, 30.0, 5.0), (64, 30.0, 5.0),
+                                    (32, 100.0, 2.0), (32, 10.0, 2.0), (32, 30.0, 1.0), (16, 30.0, 1.0), (16, 30.0, 2.0), (32, 30.0, 2.0)):
+            als, curve = fit_als_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start, factors, reg, alpha)
+            lists = als_with_history(als, labeled, cutoffs.test_start).recommend(units, seen, 10, fallback=popular)
+            print(f"| {factors} | {reg:g} | {alpha:g} | {als.iterations} | {max(curve):.4f} | "
+                  f"{sum(per_user(lists, ndcg_at_k)) / len(units):.4f} |", flush=True)
+        return
     print(f"\n{len(units)} test users; EASE nDCG@10 {sum(ease_ndcg) / len(units):.4f}, recall@10 {sum(ease_recall) / len(units):.4f}\n")
     print("| variant | nDCG@10 | minus EASE (95%) | recall@10 | minus EASE (95%) |\n|---|---|---|---|---|")
     report("the chain (as trained)", chain_lists(chain))

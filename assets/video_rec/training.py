@@ -433,7 +433,7 @@ def build_training_assets() -> list:
                                                                    "registered_version": str(video_rec_recommender["version"][0])}) as run:
             figures = metric_metadata(result.reports)
             mlflow.log_metrics(figures)
-            mlflow.log_params({"ease_l2": result.ease_l2, "mf_iterations": result.mf_iterations})
+            mlflow.log_params({"ease_l2": result.ease_l2, "mf_iterations": result.mf_iterations, "mf_factors": result.mf_factors})
             mlflow.log_metrics({f"two_stage_minus_{b}_{m}_{end}": getattr(i, end) for (b, m), i in result.margins.items()
                                 for end in ("point", "low", "high")})
             mlflow.log_text(table, "comparison.md")
@@ -465,6 +465,7 @@ def build_training_assets() -> list:
                 "ease_l2": result.ease_l2,
                 "ndcg_at_10_mf": result.reports["mf"]["ndcg_at_10"],
                 "mf_iterations": result.mf_iterations,
+                "mf_factors": result.mf_factors,
                 "model_value": chain["ndcg_at_10"],
                 "oracle_value": result.reports["oracle"]["ndcg_at_10"] if "oracle" in result.reports else None,
                 "evaluation_note": "\n".join([f"test users: {result.users}; catalogue videos: {result.catalogue}", *margins]),

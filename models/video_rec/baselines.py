@@ -159,9 +159,9 @@ def with_history(model: Ease, labeled: pl.DataFrame, as_of: datetime) -> Ease:
 @dataclass(frozen=True)
 class Als:
     """Matrix factorization for implicit feedback (Hu, Koren & Volinsky 2008; the book's WALS): users x videos
-    relevance as U V', every unobserved pair a weak zero, every relevant view weighted 1 + alpha. The defaults
-    (32 factors, reg 30, alpha 2) won on the validation windows of both simulated worlds among reg 1-100, alpha
-    1-40 and 16-64 factors (README "The strong simple baselines")."""
+    relevance as U V', every unobserved pair a weak zero, every relevant view weighted 1 + alpha. reg 30 and
+    alpha 2 were chosen on the validation windows of both simulated worlds among reg 1-100 and alpha 1-40
+    (`./dev.sh bench video_diagnosis --als-grid`; README "The strong simple baselines")."""
 
     video_ids: list[str]
     user_factors: dict[str, np.ndarray]
@@ -259,19 +259,28 @@ ALS_ITERATIONS = 15
 ALS_PATIENCE = 2
 
 
-def fit_als_on_split(labeled: pl.DataFrame, fit_end: datetime, valid_end: datetime, factors: int = 32, reg: float = 30.0,
-                     alpha: float = 2.0, k: int = 10, max_users: int = 1_000, seed: int = 0) -> tuple[Als, list[float]]:
-    """ALS fitted as EASE is (relevant views before `fit_end`, the same videos), its number of iterations chosen on
-    nDCG@k of the validation window: the best iteration is kept, and fitting stops after ALS_PATIENCE without gain."""
+ALS_FACTORS = (16, 32)
+
+
+def fit_als_on_split(labeled: pl.DataFrame, fit_end: datetime, valid_end: datetime,
+                     factors: int | tuple[int, ...] = ALS_FACTORS, reg: float = 30.0, alpha: float = 2.0, k: int = 10,
+                     max_users: int = 1_000, seed: int = 0) -> tuple[Als, list[float]]:
+    """ALS fitted as EASE is (relevant views before `fit_end`, the same videos); the number of factors and of
+    iterations are chosen on nDCG@k of the validation window: the best iteration is kept, and a fit stops after
+    ALS_PATIENCE iterations without gain. Returns the model and its validation curve."""
     video_ids, history, score = _validation(labeled, fit_end, valid_end, k, max_users, seed)
-    curve: list[float] = []
-    best: list[Als] = []
+    chosen: tuple[Als, list[float]] | None = None
+    for size in (factors,) if isinstance(factors, int) else factors:
+        curve: list[float] = []
+        best: list[Als] = []
 
-    def after_each(model: Als) -> bool:
-        curve.append(score(model))
-        if curve[-1] >= max(curve):
-            best[:] = [model]
-        return len(curve) - 1 - int(np.argmax(curve)) >= ALS_PATIENCE
+        def after_each(model: Als) -> bool:
+            curve.append(score(model))
+            if curve[-1] >= max(curve):
+                best[:] = [model]
+            return len(curve) - 1 - int(np.argmax(curve)) >= ALS_PATIENCE
 
-    fit_als(history, video_ids, factors, reg, alpha, ALS_ITERATIONS, seed, after_each)
-    return best[0], curve
+        fit_als(history, video_ids, size, reg, alpha, ALS_ITERATIONS, seed, after_each)
+        if chosen is None or max(curve) > max(chosen[1]):
+            chosen = (best[0], curve)
+    return chosen

@@ -117,7 +117,8 @@ class Evaluation:
     catalogue: int
     per_user_ndcg: dict[str, dict[str, float]]  # approach -> user -> nDCG@k (the units a paired bootstrap resamples)
     ease_l2: float = 0.0  # the item-item model's l2 (chosen on the ranker window); 0 without one
-    mf_iterations: int = 0  # matrix factorization's ALS iterations (chosen on the ranker window)
+    mf_iterations: int = 0  # matrix factorization's ALS iterations and factors (chosen on the ranker window)
+    mf_factors: int = 0
     margins: dict[tuple[str, str], Interval] = field(default_factory=dict)  # (baseline, metric) -> chain minus it
 
     def margin_lines(self) -> list[str]:
@@ -183,7 +184,8 @@ def evaluate(
             for baseline in BASELINES:
                 margins[(baseline, metric)] = paired_bootstrap(
                     chain_units, [unit_value(lists[baseline].get(u, []), relevant[u], k) for u in units], seed=seed)
-    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user, ease.l2, als.iterations, margins)
+    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user, ease.l2, als.iterations,
+                      als.video_factors.shape[1], margins)
 
 
 def _oracle_rows(state: ServingState, videos: pl.DataFrame) -> np.ndarray:
