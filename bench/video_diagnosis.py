@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--ranker-window", default="12% 300users", help="as MLSD_VIDEO_REC_RANKER_WINDOW")
     parser.add_argument("--test-window", default="12% 300users", help="as MLSD_VIDEO_REC_TEST_WINDOW")
+    parser.add_argument("--protocol", choices=("time", "holdout"), default="time",
+                        help="holdout: each user's views held out at random (15%% validation, 25%% test) instead of by time")
     parser.add_argument("--als-grid", action="store_true",
                         help="instead: the ALS baseline's settings tried, with validation and test nDCG@10")
     args = parser.parse_args(argv)
@@ -44,7 +46,10 @@ def main(argv: list[str] | None = None) -> None:
         world = simulate(VideoSimulationConfig(seed=args.seed))
     labeled = label_interactions(world.interactions)
     users, videos = world.users, world.videos
-    cutoffs = Cutoffs.from_interactions(labeled, args.ranker_window, args.test_window)
+    if args.protocol == "holdout":
+        labeled, cutoffs = random_holdout(labeled, seed=args.seed)
+    else:
+        cutoffs = Cutoffs.from_interactions(labeled, args.ranker_window, args.test_window)
     config = ChainConfig()
 
     def train(two_tower: tt.TwoTowerConfig, chain: ChainConfig = config, features: list[str] = RANKER_FEATURES,
@@ -144,6 +149,30 @@ def main(argv: list[str] | None = None) -> None:
     report("bursts ordered at random (ties jittered within a minute): retrieval alone", variant.retrieval_only(units, 10))
     report("bursts ordered at random: the chain", chain_lists(variant))
     print(f"\ndone in {time.monotonic() - started:.0f}s")
+
+
+def random_holdout(labeled, valid_share: float = 0.15, test_share: float = 0.25, seed: int = 0):
+    """The protocol of ratings data without meaningful time order: every view is held out at random, for validation
+    with P `valid_share` and for the test with P `test_share`. The held-out views are moved after the data's end into
+    two 3-day windows (validation, then test), so the time-split code (training before the validation window, the
+    ranker's labels within it, the judgement in the test window) runs unchanged. What it risks: the model trains on
+    a user's later views to predict earlier ones, and every window's "recent" popularity is the holdout's."""
+    from datetime import timedelta
+
+    import numpy as np
+    import polars as pl
+
+    from models.video_rec.features import Cutoffs
+
+    draw = np.random.default_rng(seed).random(labeled.height)
+    end = labeled["ts"].max().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    spread = pl.duration(seconds=pl.Series(np.random.default_rng(seed + 1).uniform(0, 3 * 86_400, labeled.height)))
+    moved = labeled.with_columns(
+        ts=pl.when(pl.Series(draw < valid_share)).then(pl.lit(end) + spread)
+        .when(pl.Series(draw > 1 - test_share)).then(pl.lit(end + timedelta(days=3)) + spread)
+        .otherwise(pl.col("ts")))
+    start = labeled["ts"].min().replace(hour=0, minute=0, second=0, microsecond=0)
+    return moved.sort("ts"), Cutoffs(start, end, end + timedelta(days=3), end + timedelta(days=6))
 
 
 if __name__ == "__main__":
