@@ -92,6 +92,7 @@ def settings_table(cases: tuple[CaseStudy, ...]) -> str:
     lines += [f"| `{name}` | | {meaning} |" for name, meaning in PLATFORM_ENV.items()]
     for case in cases:
         for name, kind, default in settings_fields(case.settings_type):
-            shown = getattr(kind, "__name__", str(kind)).replace("typing.", "")
+            # "int | None" would split a markdown cell in two.
+            shown = getattr(kind, "__name__", str(kind)).replace("typing.", "").replace(" | ", " or ")
             lines.append(f"| `{case.env_prefix}{name.upper()}` | {shown} | {default} |")
     return "\n".join(lines)

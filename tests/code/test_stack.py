@@ -74,3 +74,12 @@ def test_unreachable_server_error_names_service_and_url_without_password():
     message = str(raised.value)
     assert f"online feature store (Redis) at {redact(url)} is not reachable" in message
     assert "s3cret" not in message
+
+
+def test_the_settings_table_keeps_three_columns_for_optional_settings():
+    from orchestration.cases import registered
+    from orchestration.settings import settings_table
+
+    rows = settings_table(registered()).splitlines()
+    assert all(row.count("|") == 4 for row in rows), [row for row in rows if row.count("|") != 4]
+    assert "| `MLSD_VIDEO_REC_DAYS` | int or None | None |" in rows

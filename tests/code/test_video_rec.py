@@ -385,3 +385,4 @@ def test_als_learns_who_watches_what_and_folds_in_new_histories():
     folded = als_with_history(model, labeled, T0 + timedelta(days=1))
     assert (folded.video_factors == model.video_factors).all()
     assert folded.recommend(["new"], {"new": {"v6", "v7"}}, k=1)["new"][0] in {"v5", "v8", "v9"}
+
