@@ -16,8 +16,10 @@ import polars as pl
 
 
 def trained_chain(progress=print):
-    """(recommender as of the end of the data, labeled interactions, world) on the default simulation."""
+    """(recommender as of the end of the data, labeled interactions, world) on the default simulation: the chain as
+    the training job builds it, the item-item source included."""
     from models.video_rec import two_tower as tt
+    from models.video_rec.baselines import fit_ease_on_split
     from models.video_rec.features import Cutoffs, label_interactions
     from models.video_rec.recommender import ChainConfig, Recommender, build_state
     from models.video_rec.simulator import VideoSimulationConfig, simulate
@@ -28,10 +30,11 @@ def trained_chain(progress=print):
     labeled = label_interactions(world.interactions)
     cutoffs = Cutoffs.from_interactions(labeled, "4d", "4d")
     model, vocab, _ = fit_retrieval(labeled, world.users, world.videos, cutoffs, tt.TwoTowerConfig(), progress=lambda _: None)
+    ease, _ = fit_ease_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)
     config = ChainConfig()
-    state = build_state(model, vocab, labeled, world.users, world.videos, cutoffs.retrieval_end, config)
+    state = build_state(model, vocab, labeled, world.users, world.videos, cutoffs.retrieval_end, config, ease=ease)
     ranker, _ = fit_ranker(ranker_examples(state, labeled, world.videos, cutoffs.retrieval_end, cutoffs.test_start, config))
-    final = build_state(model, vocab, labeled, world.users, world.videos, cutoffs.test_end, config)
+    final = build_state(model, vocab, labeled, world.users, world.videos, cutoffs.test_end, config, ease=ease)
     progress(f"trained two-tower and ranker on the default simulation ({time.monotonic() - started:.0f}s)")
     return Recommender(model, vocab, ranker, final, config), labeled, world
 

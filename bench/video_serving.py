@@ -40,6 +40,7 @@ def _grown(recommender, videos: int):
         as_of=state.as_of, videos=catalogue, video_embeddings=vectors,
         index=AnnIndex.build(vectors, catalogue["video_id"].to_numpy(), recommender.config.hnsw),
         profiles=state.profiles, user_embeddings=state.user_embeddings, popular=state.popular, trending=state.trending,
+        ease=state.ease,
     )
     return Recommender(recommender.model, recommender.vocab, recommender.ranker, grown, recommender.config)
 

@@ -133,7 +133,7 @@ def _on_rows(ease: Ease, video_row: dict[str, int]):
 
     mapping = np.array([video_row.get(v, -1) for v in ease.video_ids], dtype=np.int64)
     weights = ease.weights.tocoo()
-    rows, cols = mapping[weights.row] if len(mapping) else weights.row, mapping[weights.col] if len(mapping) else weights.col
+    rows, cols = mapping[weights.row], mapping[weights.col]
     keep = (rows >= 0) & (cols >= 0)
     n = len(video_row)
     matrix = sparse.csr_matrix((weights.data[keep], (rows[keep], cols[keep])), shape=(n, n))
