@@ -65,7 +65,8 @@ def build_serving_assets() -> list:
                               chain["unit_ids"])
             cutoffs = video_rec_time_split.cutoffs(labeled)
             at_test = state_at(load_recommender(mlflow_tracking, version), labeled, users, videos, cutoffs.test_start)
-            result = evaluate(at_test, labeled, users, videos, cutoffs, None, max_users=video_rec_training.evaluation_users)
+            result = evaluate(at_test, labeled, users, videos, cutoffs, None, max_users=video_rec_training.evaluation_users,
+                              baselines=("popularity",))
             per_user = result.per_user_ndcg["two_stage"]
             return Scores({k: result.reports["two_stage"][k] for k in PROMOTED_METRICS},
                           np.asarray(list(per_user.values())), list(per_user))

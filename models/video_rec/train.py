@@ -135,11 +135,13 @@ def evaluate(
     max_users: int = 2_000,
     k: int = 10,
     seed: int = 0,
+    baselines: tuple[str, ...] = BASELINES,
 ) -> Evaluation:
     """Every approach's top lists as of test_start against the test window's relevant videos.
 
     `recommender` must hold a state as of test_start (see `state_at`). `oracle(user_ids, as_of)` is the
     generator's P(next view is the video and relevant), users x raw videos, when the data is simulated.
+    `baselines` (popularity always among them) limits the fitted ones: a champion's re-scoring needs none.
     """
     state = recommender.state
     truth = ground_truth(labeled, videos, cutoffs.test_start, cutoffs.test_end)
@@ -153,10 +155,13 @@ def evaluate(
     lists: dict[str, dict[str, list[str]]] = {}
     popular = popular_videos(state.videos, depth + 500)
     lists["popularity"] = {u: [v for v in popular if v not in seen[u]][:depth] for u in user_ids}
-    ease = state.ease or fit_ease_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)[0]
-    lists["ease"] = with_history(ease, labeled, cutoffs.test_start).recommend(user_ids, seen, depth, fallback=popular)
-    als, _ = fit_als_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)
-    lists["mf"] = als_with_history(als, labeled, cutoffs.test_start).recommend(user_ids, seen, depth, fallback=popular)
+    ease = als = None
+    if "ease" in baselines:
+        ease = state.ease or fit_ease_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)[0]
+        lists["ease"] = with_history(ease, labeled, cutoffs.test_start).recommend(user_ids, seen, depth, fallback=popular)
+    if "mf" in baselines:
+        als, _ = fit_als_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)
+        lists["mf"] = als_with_history(als, labeled, cutoffs.test_start).recommend(user_ids, seen, depth, fallback=popular)
     lists["two_tower"] = recommender.retrieval_only(user_ids, depth)
     chain = recommender.recommend(user_ids, depth)
     lists["two_stage"] = {u: g["video_id"].to_list() for (u,), g in chain.group_by("user_id", maintain_order=True)}
@@ -181,11 +186,11 @@ def evaluate(
     if len(units) >= 2:
         for metric, unit_value in ((f"ndcg_at_{k}", ndcg_at_k), (f"recall_at_{k}", recall_at_k)):
             chain_units = [unit_value(lists["two_stage"].get(u, []), relevant[u], k) for u in units]
-            for baseline in BASELINES:
+            for baseline in (b for b in BASELINES if b in lists):
                 margins[(baseline, metric)] = paired_bootstrap(
                     chain_units, [unit_value(lists[baseline].get(u, []), relevant[u], k) for u in units], seed=seed)
-    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user, ease.l2, als.iterations,
-                      als.video_factors.shape[1], margins)
+    return Evaluation(reports, curves, ndcg_curves, len(user_ids), state.videos.height, per_user,
+                      ease.l2 if ease else 0.0, als.iterations if als else 0, als.video_factors.shape[1] if als else 0, margins)
 
 
 def _oracle_rows(state: ServingState, videos: pl.DataFrame) -> np.ndarray:
