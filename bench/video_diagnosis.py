@@ -53,20 +53,19 @@ def main(argv: list[str] | None = None) -> None:
     config = ChainConfig()
 
     def train(two_tower: tt.TwoTowerConfig, chain: ChainConfig = config, features: list[str] = RANKER_FEATURES,
-              ease=None, labeled=labeled) -> Recommender:
-        """The chain as the training job builds it, with its state as of the test window's start."""
+              ease=None, labeled=labeled):
+        """The chain as the training job builds it, with its state as of the test window's start, and its ranker's
+        examples."""
         model, vocab, _ = fit_retrieval(labeled, users, videos, cutoffs, two_tower, progress=lambda _: None)
         at_ranker = build_state(model, vocab, labeled, users, videos, cutoffs.retrieval_end, chain, ease=ease)
-        ranker, _ = fit_ranker(ranker_examples(at_ranker, labeled, videos, cutoffs.retrieval_end, cutoffs.test_start, chain),
-                               features=features)
-        return Recommender(model, vocab, ranker, build_state(model, vocab, labeled, users, videos, cutoffs.test_start, chain,
-                                                             ease=ease), chain)
+        examples = ranker_examples(at_ranker, labeled, videos, cutoffs.retrieval_end, cutoffs.test_start, chain)
+        ranker, _ = fit_ranker(examples, features=features)
+        at_test = build_state(model, vocab, labeled, users, videos, cutoffs.test_start, chain, ease=ease)
+        return Recommender(model, vocab, ranker, at_test, chain), examples
 
     ease, _ = fit_ease_on_split(labeled, cutoffs.retrieval_end, cutoffs.test_start)
-    chain = train(tt.TwoTowerConfig(), ease=ease)
+    chain, examples = train(tt.TwoTowerConfig(), ease=ease)
     model, vocab, at_test = chain.model, chain.vocab, chain.state
-    at_ranker = build_state(model, vocab, labeled, users, videos, cutoffs.retrieval_end, config, ease=ease)
-    examples = ranker_examples(at_ranker, labeled, videos, cutoffs.retrieval_end, cutoffs.test_start, config)
     print(f"{args.world} world, seed {args.seed}: {labeled.height:,} interactions; ranker examples {examples.height:,} rows "
           f"of {examples['user_id'].n_unique()} users; trained in {time.monotonic() - started:.0f}s", flush=True)
 
@@ -126,14 +125,14 @@ def main(argv: list[str] | None = None) -> None:
         report(f"ranker without {group}", chain_lists(Recommender(model, vocab, without, at_test, config)))
     with_deep_trees = Recommender(model, vocab, fit_ranker(examples, params={"max_depth": 6, "min_child_weight": 5})[0], at_test, config)
     report("ranker with deep trees (depth 6, 5 rows a leaf: before this change)", chain_lists(with_deep_trees))
-    plain = train(tt.TwoTowerConfig(), replace(config, ease_candidates=0),
-                  [f for f in RANKER_FEATURES if f not in groups["item-item scores"]])
+    plain, _ = train(tt.TwoTowerConfig(), replace(config, ease_candidates=0),
+                     [f for f in RANKER_FEATURES if f not in groups["item-item scores"]])
     report("no item-item source or features", chain_lists(plain))
     for name, two_tower in (("ids never hidden (id_dropout 0)", tt.TwoTowerConfig(id_dropout=0.0)),
                             ("ids hidden half the time (id_dropout 0.5)", tt.TwoTowerConfig(id_dropout=0.5)),
                             ("no log-popularity correction", tt.TwoTowerConfig(popularity_correction=0.0)),
                             ("patience 5 (early stopping later)", tt.TwoTowerConfig(patience=5, epochs=40))):
-        variant = train(two_tower, ease=ease)
+        variant, _ = train(two_tower, ease=ease)
         report(f"two-tower {name}: retrieval alone", variant.retrieval_only(units, 10))
         report(f"two-tower {name}: the chain", chain_lists(variant))
     # Ties: views within one second are ordered by their rows; jittering each by up to a minute orders a burst at
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     moved = pl.col("ts") + pl.duration(microseconds=pl.Series(jitter))
     same_days = labeled.with_columns(
         ts=pl.when(moved.dt.truncate("1d") == pl.col("ts").dt.truncate("1d")).then(moved).otherwise(pl.col("ts")))
-    variant = train(tt.TwoTowerConfig(), ease=ease, labeled=same_days)
+    variant, _ = train(tt.TwoTowerConfig(), ease=ease, labeled=same_days)
     report("bursts ordered at random (ties jittered within a minute): retrieval alone", variant.retrieval_only(units, 10))
     report("bursts ordered at random: the chain", chain_lists(variant))
     print(f"\ndone in {time.monotonic() - started:.0f}s")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from models.ann import AnnIndex, HnswParams
 from models.video_rec import two_tower as tt
@@ -129,8 +130,6 @@ def build_state(
 
 def _on_rows(ease: Ease, video_row: dict[str, int]):
     """The item-item weights re-indexed by catalogue row; videos the catalogue lacks drop out."""
-    from scipy import sparse
-
     mapping = np.array([video_row.get(v, -1) for v in ease.video_ids], dtype=np.int64)
     weights = ease.weights.tocoo()
     rows, cols = mapping[weights.row], mapping[weights.col]
@@ -209,8 +208,6 @@ def candidates(state: ServingState, user_ids: list[str], embeddings: np.ndarray,
 
 def _ease_scores(state: ServingState, histories: list[list[str]]):
     """users x catalogue item-item scores (sparse: a user reaches only their videos' neighbours)."""
-    from scipy import sparse
-
     n = len(state.video_ids)
     if state.item_item is None:
         return sparse.csr_matrix((len(histories), n), dtype=np.float32)
