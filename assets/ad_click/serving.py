@@ -16,7 +16,7 @@ PROMOTION_POLICY = PromotionPolicy()
 PROMOTION_CHECK = "ad_click_challenger_beats_champion"
 BENTO = BentoSpec(
     bentofile="bentos/ad_click/bentofile.yaml",
-    packages=("mlflow", "xgboost-cpu", "polars", "pandas", "numpy", "pyarrow", "pydantic", "redis", "scikit-learn"),
+    packages=("mlflow", "xgboost-cpu", "torch", "polars", "pandas", "numpy", "pyarrow", "pydantic", "redis", "scikit-learn"),
 )
 
 

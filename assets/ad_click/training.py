@@ -18,7 +18,7 @@ from assets.common import (
     suite_check,
 )
 from expectations import ad_click as suites
-from models.ad_click.features import FEATURE_COLUMNS, LABEL
+from models.ad_click.features import FEATURE_COLUMNS, ID_COLUMNS, LABEL
 from assets.ad_click.resources import AdClickTimeSplit
 from assets.release import register_challenger
 from assets.resources import MlflowTracking
@@ -35,6 +35,25 @@ def split_rows(frame: pl.DataFrame, name: str) -> pl.DataFrame:
 
 def _model_reference(**values) -> pl.DataFrame:
     return pl.DataFrame({k: [v] for k, v in values.items()})
+
+
+CANDIDATES = ("xgboost", "deepfm", "dcn")  # what may become the challenger; each an asset ad_click_<name>_model
+
+
+def _candidate_result(mlflow_tracking: MlflowTracking, run, info, kind: str, validation_log_loss: float,
+                      report: dict, images: dict, **extra) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, kind=kind,
+                               validation_log_loss=validation_log_loss, test_nce=report["nce"]),
+        metadata={
+            "validation_log_loss": validation_log_loss,
+            **{f"test_{k}": v for k, v in report.items()},
+            **extra,
+            **mlflow_tracking.run_link(run),
+            **plot_links(mlflow_tracking, run, images),
+            "plots": images_markdown(images),
+        },
+    )
 
 
 def build_training_assets() -> list:
@@ -100,10 +119,10 @@ def build_training_assets() -> list:
         )
 
     @dg.asset(group_name=GROUP, kinds={"xgboost", "mlflow"})
-    def ad_click_ctr_model(
+    def ad_click_xgboost_model(
         context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking, ad_click_training_data: pl.DataFrame
     ) -> dg.MaterializeResult:
-        """XGBoost click model, early-stopped on validation days, registered in MLflow with the alias `challenger`."""
+        """A candidate for the champion: XGBoost on the point-in-time features, early-stopped on validation days."""
         import mlflow
 
         from models import plots
@@ -129,30 +148,95 @@ def build_training_assets() -> list:
             mlflow.log_params({**vars(params), "best_iteration": booster.best_iteration, "features": len(FEATURE_COLUMNS)})
             for step, value in enumerate(curve):
                 mlflow.log_metric("validation_log_loss", value, step=step)
-            mlflow.log_metrics({f"test_{k}": v for k, v in report.items()})
+            validation_log_loss = curve[booster.best_iteration]
+            mlflow.log_metrics({f"test_{k}": v for k, v in report.items()} | {"best_validation_log_loss": validation_log_loss})
             mlflow.log_dict({"features": list(FEATURE_COLUMNS)}, "features.json")
             log_plots(images)
             info = log_xgboost_model(booster, encoder, test.head(200))
-            version = register_challenger(context, GROUP, mlflow_tracking, info.model_uri, REGISTERED_MODEL)
-        context.log.info(f"registered {REGISTERED_MODEL} v{version} as challenger; test {report}")
+        context.log.info(f"xgboost: validation log loss {validation_log_loss:.5f}; test {report}")
+        return _candidate_result(mlflow_tracking, run, info, "xgboost", validation_log_loss, report, images,
+                                 best_iteration=booster.best_iteration)
+
+    def network_asset(kind: str, title: str):
+        @dg.asset(name=f"ad_click_{kind}_model", group_name=GROUP, kinds={"pytorch", "mlflow"},
+                  description=f"A candidate for the champion: {title} in PyTorch, learning crosses over embeddings of "
+                  "the user, ad and advertiser ids and the categorical fields, beside the point-in-time counts.")
+        def network_model(
+            context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking, ad_click_training_data: pl.DataFrame
+        ) -> dg.MaterializeResult:
+            import mlflow
+
+            from models import plots
+            from models.ad_click.deep import DeepParams, design, train_click_net
+            from models.ad_click.model import log_deep_model
+            from models.ad_click.train import CategoryEncoder
+
+            train, validation, test = (split_rows(ad_click_training_data, s) for s in SPLITS)
+            params = DeepParams(kind=kind)
+            vocabularies = CategoryEncoder.fit(train).vocabularies
+            with mlflow_tracking.start_run(EXPERIMENT, kind, {"model": kind}) as run:
+                mlflow.log_params({k: str(v) for k, v in vars(params).items()})
+
+                def progress(epoch):
+                    context.log.info(f"{kind} epoch {epoch.epoch}: train log loss {epoch.train_log_loss:.5f}, "
+                                     f"validation {epoch.validation_log_loss:.5f} ({epoch.seconds:.1f} s)")
+                    mlflow.log_metrics({"train_log_loss": epoch.train_log_loss,
+                                        "validation_log_loss": epoch.validation_log_loss}, step=epoch.epoch)
+
+                network, curve = train_click_net(train, validation, vocabularies, params, on_epoch=progress)
+                p_test = network.predict(design(test, vocabularies), network.encoder.id_codes(test.select(ID_COLUMNS)))
+                report = evaluate_predictions(train, test, p_test)
+                validation_log_loss = min(e.validation_log_loss for e in curve)
+                images = {
+                    **plots.classifier_curves(test[LABEL].to_numpy(), {kind: p_test}),
+                    "learning_curve.png": plots.line_chart(
+                        [e.epoch for e in curve],
+                        {"train": [e.train_log_loss for e in curve], "validation": [e.validation_log_loss for e in curve]},
+                        f"{kind}: log loss per epoch", "epoch", "log loss"),
+                }
+                mlflow.log_metrics({f"test_{k}": v for k, v in report.items()} | {
+                    "best_validation_log_loss": validation_log_loss, "epochs": len(curve),
+                    "id_rows": sum(v.size for v in network.encoder.ids.values())})
+                log_plots(images)
+                info = log_deep_model(network, test.head(200))
+            context.log.info(f"{kind}: validation log loss {validation_log_loss:.5f}; test {report}")
+            return _candidate_result(mlflow_tracking, run, info, kind, validation_log_loss, report, images,
+                                     epochs=len(curve))
+
+        return network_model
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"mlflow"},
+        ins={name: dg.AssetIn(f"ad_click_{name}_model") for name in CANDIDATES},
+    )
+    def ad_click_ctr_model(context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking, **candidates
+                           ) -> dg.MaterializeResult:
+        """The challenger: of the candidates, the one with the lowest validation log loss (the test days stay
+        unseen), registered in MLflow with the alias `challenger`; the gate then judges it against the champion."""
+        table = pl.concat([candidates[name] for name in CANDIDATES], how="diagonal_relaxed")
+        chosen = table.sort("validation_log_loss").row(0, named=True)
+        version = register_challenger(context, GROUP, mlflow_tracking, chosen["model_uri"], REGISTERED_MODEL,
+                                      tags={"model_kind": chosen["kind"]})
+        choice = table.select("kind", "validation_log_loss", "test_nce").sort("validation_log_loss")
+        context.log.info(f"challenger: {chosen['kind']} (lowest validation log loss), {REGISTERED_MODEL} v{version}")
         return dg.MaterializeResult(
-            value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=str(version)),
+            value=_model_reference(run_id=chosen["run_id"], model_uri=chosen["model_uri"], version=str(version),
+                                   kind=chosen["kind"]),
             metadata={
-                **{f"test_{k}": v for k, v in report.items()},
-                "best_iteration": booster.best_iteration,
+                "model_kind": chosen["kind"],
+                "candidates": dg.MetadataValue.md(frame_markdown(choice)),
                 "registered_model": f"{REGISTERED_MODEL} v{version} @challenger",
-                "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
                 "mlflow_model": dg.MetadataValue.url(mlflow_tracking.model_url(REGISTERED_MODEL, version)),
-                "mlflow_run_id": run.info.run_id,
-                **plot_links(mlflow_tracking, run, images),
-                "plots": images_markdown(images),
+                "mlflow_run_id": chosen["run_id"],
             },
         )
 
     @dg.asset(
         group_name=GROUP,
         kinds={"mlflow", "polars"},
-        ins={"oracle": dg.AssetIn("ad_click_oracle")},
+        ins={"oracle": dg.AssetIn("ad_click_oracle"),
+             **{name: dg.AssetIn(f"ad_click_{name}_model") for name in CANDIDATES}},
     )
     def ad_click_model_evaluation(
         context: dg.AssetExecutionContext,
@@ -161,8 +245,10 @@ def build_training_assets() -> list:
         ad_click_baseline_model: pl.DataFrame,
         ad_click_ctr_model: pl.DataFrame,
         oracle,
+        **candidates,
     ) -> dg.MaterializeResult:
-        """Baseline, XGBoost and (on simulated data) the oracle on the test days, from the models as MLflow logged them."""
+        """Baseline, every candidate (XGBoost, DeepFM, DCN-v2) and, on simulated data, the oracle on the test days,
+        from the models as MLflow logged them; the challenger is the candidate chosen on validation days."""
         import mlflow
 
         from models import plots
@@ -173,10 +259,10 @@ def build_training_assets() -> list:
         features = model_input(test)
         with mlflow_tracking.activated():
             baseline = mlflow.sklearn.load_model(ad_click_baseline_model["model_uri"][0])
-        scores = {
-            "baseline (logistic regression)": baseline.predict_proba(features)[:, 1],
-            "xgboost": np.asarray(mlflow_tracking.load_pyfunc(ad_click_ctr_model["model_uri"][0]).predict(features)),
-        }
+        scores = {"baseline (logistic regression)": baseline.predict_proba(features)[:, 1]}
+        for name in CANDIDATES:
+            scores[name] = np.asarray(mlflow_tracking.load_pyfunc(candidates[name]["model_uri"][0]).predict(features))
+        challenger = ad_click_ctr_model["kind"][0]
         truth = pl.concat(partition_frames(oracle), how="vertical")
         oracle_note = "none: user-provided data has no oracle"
         if truth.height:
@@ -206,13 +292,13 @@ def build_training_assets() -> list:
                 "test_rows": test.height,
                 "test_days": test["ts"].dt.date().n_unique(),
                 "oracle": oracle_note,
-                "xgboost_nce": rows["xgboost"]["nce"],
-                "baseline_nce": rows["baseline (logistic regression)"]["nce"],
-                "xgboost_nce_vs_oracle": rows["xgboost"]["nce_vs_oracle"],
-                # The front table's figures (README): the book's metric for baseline, champion candidate and oracle.
+                "challenger": challenger,
+                "challenger_nce": rows[challenger]["nce"],
+                "challenger_nce_vs_oracle": rows[challenger]["nce_vs_oracle"],
+                # The front table's figures (README): the book's metric for baseline, challenger and oracle.
                 "baseline": "logistic regression",
                 "baseline_value": rows["baseline (logistic regression)"]["nce"],
-                "model_value": rows["xgboost"]["nce"],
+                "model_value": rows[challenger]["nce"],
                 "oracle_value": oracle_row["nce"] if oracle_row else None,
                 "evaluation_note": f"oracle: {oracle_note}; test impressions: {test.height}",
                 "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.info.experiment_id, run.info.run_id)),
@@ -227,6 +313,9 @@ def build_training_assets() -> list:
         ad_click_time_split_valid,
         ad_click_model_inputs_valid,
         ad_click_baseline_model,
+        ad_click_xgboost_model,
+        network_asset("deepfm", "DeepFM"),
+        network_asset("dcn", "DCN-v2"),
         ad_click_ctr_model,
         ad_click_model_evaluation,
     ]

@@ -80,6 +80,8 @@ def _feature_row_model():
     # The model computes in float32: a value beyond its range would reach XGBoost as infinity and fail inside it.
     feature_value = Annotated[float, Field(ge=-FLOAT32_LIMIT, le=FLOAT32_LIMIT, allow_inf_nan=False)]
     fields |= {c: (feature_value | None, None) for c in NUMERIC_FEATURES}
+    # A network champion embeds the ids; rows without them score as an unknown user and ad.
+    fields |= {c: (Id | None, None) for c in ("user_id", "ad_id", "advertiser_id")}
     return create_model("FeatureRow", __base__=Strict, **fields)
 
 
@@ -109,7 +111,7 @@ class AdClickRanker:
         # The pyfunc model's own fast paths: features come from this service's typed code, so MLflow's per-call
         # signature check and the pandas round trip buy nothing here.
         self.model = bentoml.mlflow.load_model(self.model_ref).unwrap_python_model()
-        self.model.booster.set_param({"nthread": 1})  # one worker per core: a second thread would only contend
+        self.model.serve_on_one_thread()
         self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
         url = os.environ.get("MLSD_ONLINE_STORE_URL")
         self.store = open_store(url, "ad_click") if url else None
@@ -144,10 +146,13 @@ class AdClickRanker:
         if self.features is None:
             matrix = self._cold_start_matrix(user_id, ad_ids, ts, slots[0], device)
             fallbacks, snapshot = ["online store not configured (MLSD_ONLINE_STORE_URL): cold-start defaults"], None
+            advertisers = [None] * len(ad_ids)
         else:
             matrix, fallbacks, info = self.features.matrix(user_id, ad_ids, ts, slots[0], device)
             snapshot = info.as_of if info else None
-        scores = self.model.predict_matrix(matrix).tolist()
+            advertisers = self.features.advertisers(ad_ids)
+        ids = {"user_id": [user_id] * len(ad_ids), "ad_id": ad_ids, "advertiser_id": advertisers}
+        scores = self.model.predict_matrix(matrix, ids).tolist()
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         ranked = [
             RankedAd(ad_id=ad_ids[i], rank=r + 1, score=scores[i], slot=slots[r] if r < len(slots) else None)
@@ -177,11 +182,11 @@ class AdClickRanker:
         """
         import polars as pl
 
-        from models.ad_click.features import FEATURE_COLUMNS, FEATURE_SCHEMA
+        from models.ad_click.features import FEATURE_COLUMNS, FEATURE_SCHEMA, ID_COLUMNS
 
         frame = pl.DataFrame(
             [row.model_dump() if isinstance(row, BaseModel) else row for row in rows],
-            schema={c: pl.String if FEATURE_SCHEMA[c] == pl.String else pl.Float64 for c in FEATURE_COLUMNS},
+            schema={c: pl.String if FEATURE_SCHEMA[c] == pl.String else pl.Float64 for c in (*FEATURE_COLUMNS, *ID_COLUMNS)},
         )
         return ScoreResponse(scores=self.model.predict_frame(frame).tolist(), model_version=self.model_version)
 

@@ -48,6 +48,8 @@ FEATURE_COLUMNS = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 # Columns that identify and time-stamp each row next to its features; history_asof_ts is the latest event
 # any aggregate of the row used, which the leakage suite checks is strictly before ts.
 KEY_COLUMNS = ("impression_id", "ts", "user_id", "ad_id", "advertiser_id", "history_asof_ts")
+# The sparse ids the networks embed (models.ad_click.deep); the booster and the baseline never read them.
+ID_COLUMNS = ("user_id", "ad_id", "advertiser_id")
 NULLABLE_FEATURES = frozenset({"seconds_since_user_saw_ad"})
 _UTC = pl.Datetime("us", "UTC")
 FEATURE_SCHEMA: dict[str, pl.DataType] = {
@@ -242,7 +244,8 @@ def _duration(window: str) -> timedelta:
 
 
 def online_features(requests: pl.DataFrame, records: dict[str, list[dict | None]]) -> pl.DataFrame:
-    """FEATURE_COLUMNS for request rows (REQUEST_COLUMNS) from online-store records, one list per entity.
+    """ID_COLUMNS and FEATURE_COLUMNS for request rows (REQUEST_COLUMNS) from online-store records, one list per
+    entity (an unknown ad's advertiser is null).
 
     `records[entity][i]` is the record of request i's entity (None when unknown): the same derivations as
     the offline features, so a snapshot taken at the request time gives identical values.
@@ -275,7 +278,7 @@ def online_features(requests: pl.DataFrame, records: dict[str, list[dict | None]
         pl.Series("_last_user_ad_us", user_ad_last, dtype=pl.Int64),
         pl.col("ts").cast(utc),
     )
-    return frame.with_columns(*_ctr_columns(), *_derived_features()).select(FEATURE_COLUMNS)
+    return frame.with_columns(*_ctr_columns(), *_derived_features()).select(*ID_COLUMNS, *FEATURE_COLUMNS)
 
 
 def entity_keys(requests: pl.DataFrame, users: dict[str, dict | None], ads: dict[str, dict | None]) -> dict[str, list[str | None]]:

@@ -190,6 +190,10 @@ class RequestFeatures:
                       for a in dict.fromkeys(a for a, row in zip(ad_ids, rows) if not row[ROW_KNOWN])]
         return x.astype(np.float32), fallbacks, info
 
+    def advertisers(self, ad_ids: list[str]) -> list[str | None]:
+        """Each ad's advertiser, from the ad records the last `matrix` call held (a network embeds it)."""
+        return [_ad_fields(self._records.get(("ad", a)))["advertiser_id"] for a in ad_ids]
+
     def _rows(self, ad_ids: list[str], segment: dict) -> list[_AdRow]:
         """Each ad's prepared row for this segment, building the missing ones with one read of their records."""
         key = tuple(segment[f] for f in _SEGMENT_FIELDS)

@@ -57,7 +57,7 @@ def _polars_matrix(store, encoder, user_id, ad_ids, ts, position, device, realti
         schema_overrides={"ts": pl.Datetime("us", "UTC"), "position": pl.Int64},
     )
     features, fallbacks = fetch_features(store, rows, realtime=realtime)
-    return encoder.transform(features), fallbacks
+    return encoder.transform(features), fallbacks, features["advertiser_id"].to_list()
 
 
 @pytest.mark.parametrize("realtime", [None, FakeRealtime()], ids=["snapshot", "live_counts"])
@@ -65,12 +65,14 @@ def test_the_fast_path_equals_the_polars_features_bit_for_bit(small_world, publi
     encoder = CategoryEncoder(_vocabularies(small_world))
     fast = RequestFeatures(published, encoder.vocabularies, realtime=realtime)
     for request in _requests(small_world, 60, seed=1):
-        expected, expected_fallbacks = _polars_matrix(published, encoder, *request, realtime=realtime)
+        expected, expected_fallbacks, expected_advertisers = _polars_matrix(published, encoder, *request,
+                                                                            realtime=realtime)
         matrix, fallbacks, info = fast.matrix(*request)
         np.testing.assert_array_equal(matrix, expected, err_msg=str(request))
         assert matrix.dtype == np.float32
         assert fallbacks == expected_fallbacks
         assert info == published.current()
+        assert fast.advertisers(request[1]) == expected_advertisers
 
 
 def test_the_fast_path_sees_a_new_snapshot_and_an_empty_store(small_world, online_store):
@@ -100,3 +102,26 @@ def test_in_place_prediction_equals_the_dmatrix_prediction(small_world):
     rows = valid.head(500)
     expected = predict_xgboost(booster, encoder, rows)
     assert np.array_equal(predict_in_place(booster, encoder.transform(rows), booster.best_iteration), expected)
+
+
+def test_a_network_champion_scores_the_fast_path_as_it_scores_the_offline_features(small_world, published):
+    """The served path for a DeepFM/DCN champion (design matrix, ids as lists) gives the batch path's scores."""
+    from models.ad_click.deep import DeepParams, design, train_click_net
+    from models.ad_click.features import ID_COLUMNS, point_in_time_features
+
+    features = point_in_time_features(small_world.impressions, small_world.users, small_world.ads,
+                                      targets_from=datetime(2026, 1, 4, tzinfo=timezone.utc))
+    train, valid = features.filter(pl.col("ts") < AS_OF), features.filter(pl.col("ts") >= AS_OF)
+    encoder = CategoryEncoder.fit(train)
+    network, _ = train_click_net(train, valid, encoder.vocabularies, DeepParams(kind="dcn", max_epochs=1))
+    fast = RequestFeatures(published, encoder.vocabularies)
+    for user_id, ad_ids, ts, position, device in _requests(small_world, 20, seed=3):
+        matrix, _, _ = fast.matrix(user_id, ad_ids, ts, position, device)
+        ids = {"user_id": [user_id] * len(ad_ids), "ad_id": ad_ids, "advertiser_id": fast.advertisers(ad_ids)}
+        served = network.predict(matrix, network.encoder.id_codes_of(ids))
+        rows = pl.DataFrame({"user_id": [user_id] * len(ad_ids), "ad_id": ad_ids, "ts": [ts] * len(ad_ids),
+                             "position": [position] * len(ad_ids), "device": [device] * len(ad_ids)},
+                            schema_overrides={"ts": pl.Datetime("us", "UTC"), "position": pl.Int64})
+        offline, _ = fetch_features(published, rows)
+        expected = network.predict(design(offline, encoder.vocabularies), network.encoder.id_codes(offline.select(ID_COLUMNS)))
+        np.testing.assert_array_equal(served, expected)

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
-from models.ad_click.features import FEATURE_COLUMNS, online_snapshot, point_in_time_features
+from models.ad_click.features import FEATURE_COLUMNS, ID_COLUMNS, online_snapshot, point_in_time_features
 from models.ad_click.serving import fetch_features, publish_snapshot
 
 AS_OF = datetime(2026, 1, 8, tzinfo=timezone.utc)
@@ -32,10 +32,11 @@ def test_online_features_equal_offline_point_in_time_features(small_world, reque
         impression_id=pl.format("req{}", pl.int_range(pl.len())), clicked=pl.lit(0, pl.Int64)
     ).select(history.columns)
     offline = point_in_time_features(pl.concat([history, synthetic]), small_world.users, small_world.ads, targets_from=AS_OF)
-    offline = offline.sort(pl.col("impression_id").str.slice(3).cast(pl.Int64)).select(FEATURE_COLUMNS)
+    # The ids too: a network champion embeds them.
+    offline = offline.sort(pl.col("impression_id").str.slice(3).cast(pl.Int64)).select(*ID_COLUMNS, *FEATURE_COLUMNS)
 
     assert online.schema == offline.schema
-    for column in FEATURE_COLUMNS:
+    for column in offline.columns:
         assert online[column].to_list() == offline[column].to_list(), column
 
 

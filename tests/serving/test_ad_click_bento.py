@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.ad_click.features import FEATURE_COLUMNS
+from models.ad_click.features import FEATURE_COLUMNS, ID_COLUMNS
 from models.ad_click.model import model_input
 
 
@@ -19,7 +19,7 @@ def _test_rows(settings, n=200) -> pl.DataFrame:
 
 
 def _json_rows(frame: pl.DataFrame) -> list[dict]:
-    rows = frame.select(FEATURE_COLUMNS).to_dicts()
+    rows = frame.select(*FEATURE_COLUMNS, *ID_COLUMNS).to_dicts()  # the ids for a network champion
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows]
 
 
