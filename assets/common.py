@@ -151,10 +151,12 @@ TRIGGER_TAG = "mlsd/trigger"  # manual, schedule or drift
 MODEL_VERSION_TAG = "mlsd/model_version"  # <registered model>/v<version>, on the run that registered it
 
 
-def case_job(case: str, name: str, *, selection, description: str, **kwargs) -> dg.UnresolvedAssetJobDefinition:
-    """A case's asset job: its runs carry the case and, unless a schedule or sensor says otherwise, a manual trigger."""
+def case_job(case: str, name: str, *, selection, description: str, run_tags: dict[str, str] | None = None,
+             **kwargs) -> dg.UnresolvedAssetJobDefinition:
+    """A case's asset job: its runs carry the case and, unless a schedule or sensor says otherwise, a manual trigger
+    (and `run_tags`)."""
     return dg.define_asset_job(name, selection=selection, description=description,
-                               run_tags={CASE_TAG: case, TRIGGER_TAG: "manual"}, **kwargs)
+                               run_tags={CASE_TAG: case, TRIGGER_TAG: "manual", **(run_tags or {})}, **kwargs)
 
 
 def tag_run(context, case: str, **tags: str) -> None:

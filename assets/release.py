@@ -236,22 +236,26 @@ def _move_champion(context, mlflow_tracking: MlflowTracking, model: str, challen
 
 def build_release_assets(
     case: str, registered_model: str, challenger_asset: str, evaluation_asset: str, promotion_check: str,
-    bento: BentoSpec, service_description: str,
+    bento: BentoSpec, service_description: str, more_challengers: Sequence[str] = (),
 ) -> list:
     """`<case>_champion`, `<case>_bento_model` and `<case>_bento`: the champion alias, the champion in the
-    BentoML store, and the service packed around it."""
+    BentoML store, and the service packed around it. `more_challengers` are other assets that register a
+    challenger (a fine-tune's), each judged by its own gate: the champion follows the `challenger` alias, so
+    whichever job registered the latest challenger moves it."""
 
     @dg.asset(
-        name=f"{case}_champion", group_name=case, kinds={"mlflow"}, deps=[evaluation_asset],
-        ins={"challenger": dg.AssetIn(challenger_asset)},
-        description="The version users are served: the `champion` alias. It moves only to a challenger the "
-        f"promotion check ({promotion_check}) passed, otherwise the champion stays; with action=rollback it "
-        "returns to the champion it replaced.",
+        name=f"{case}_champion", group_name=case, kinds={"mlflow"},
+        deps=[evaluation_asset, challenger_asset, *more_challengers],
+        description="The version users are served: the `champion` alias. It moves only to the latest challenger "
+        f"(the `challenger` alias) when its promotion check ({promotion_check}) passed, otherwise the champion stays; "
+        "with action=rollback it returns to the champion it replaced.",
     )
-    def champion(context: dg.AssetExecutionContext, config: ChampionConfig, mlflow_tracking: MlflowTracking,
-                 challenger: pl.DataFrame) -> dg.MaterializeResult:
-        return _move_champion(context, mlflow_tracking, registered_model, str(challenger["version"][0]), config.action,
-                              promotion_check)
+    def champion(context: dg.AssetExecutionContext, config: ChampionConfig, mlflow_tracking: MlflowTracking
+                 ) -> dg.MaterializeResult:
+        challenger = mlflow_tracking.alias_version(registered_model, "challenger")
+        if challenger is None and config.action == "promote":
+            raise dg.Failure(f"{registered_model} has no challenger: run the case's training job first")
+        return _move_champion(context, mlflow_tracking, registered_model, challenger, config.action, promotion_check)
 
     @dg.asset(
         name=f"{case}_bento_model", group_name=case, kinds={"bentoml", "mlflow"},

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from assets.ad_click.continual import build_continual_assets, fine_tune_job, fine_tune_schedule
 from assets.ad_click.features import build_feature_assets
 from assets.ad_click.monitoring import build_ad_click_drift_sensor, build_monitoring_assets, build_retrain_schedule
 from assets.ad_click.raw import GROUP, build_raw_assets
@@ -61,7 +62,8 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
         features = build_feature_assets(daily)
         serving = build_serving_assets(daily)
         monitoring = build_monitoring_assets(daily)
-    training = build_training_assets()
+    training = build_training_assets(settings.candidate_models)
+    continual = build_continual_assets()
     group = dg.AssetSelection.groups(GROUP)
     raw_tables = ("ad_click_users", "ad_click_ads", "ad_click_impressions")
     daily_assets = dg.AssetSelection.assets(
@@ -77,7 +79,8 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
         ),
         case_job(
             GROUP, TRAINING_JOB,
-            selection=group - daily_assets - dg.AssetSelection.assets("ad_click_batch_predictions", "ad_click_drift_report"),
+            selection=group - daily_assets - dg.AssetSelection.assets(
+                "ad_click_batch_predictions", "ad_click_drift_report", "ad_click_fine_tuned_model"),
             description="Time split, baseline and XGBoost, register the challenger, evaluate, promote it if it beats "
             "the champion (the gate), package the champion as a bento and publish the online features. Run it after "
             "the days are in; the weekly schedule and the drift sensor launch it too.",
@@ -96,14 +99,15 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
             "live NCE. Run it after each day's ingestion; its alarms drive ad_click_drift_sensor.",
         ),
         rollback_job(GROUP),
+        fine_tune_job(),
     ]
-    definitions = [*raw, *features, *training, *serving, *monitoring]
+    definitions = [*raw, *features, *training, *continual, *serving, *monitoring]
     return dg.Definitions(
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
         jobs=[*jobs, ad_click_stream_consumer_job],
         sensors=[build_ad_click_drift_sensor(TRAINING_JOB)],
-        schedules=[build_retrain_schedule(TRAINING_JOB), ad_click_stream_consumer_schedule],
+        schedules=[build_retrain_schedule(TRAINING_JOB), fine_tune_schedule(), ad_click_stream_consumer_schedule],
         resources={
             "ad_click_source": source,
             "ad_click_time_split": AdClickTimeSplit(

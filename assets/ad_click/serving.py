@@ -64,6 +64,7 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
     release = build_release_assets(
         GROUP, REGISTERED_MODEL, "ad_click_ctr_model", "ad_click_model_evaluation", PROMOTION_CHECK, BENTO,
         "The ranking service (online features + the champion click model)",
+        more_challengers=("ad_click_fine_tuned_model",),
     )
 
     @dg.asset(

@@ -10,6 +10,7 @@ from models.drift import SimulatedDrift
 from models.windows import WindowSize
 
 DRIFT_KINDS = ("covariate", "concept")
+CANDIDATES = ("xgboost", "deepfm", "dcn")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class AdClickSettings:
     validation_window: str = "10%"
     test_window: str = "12%"
     drift: str = "none"  # simulator only: covariate@DAY or concept@DAY (0-based day the drift starts)
+    # The models the training job trains; the one with the lowest validation log loss becomes the challenger.
+    candidates: str = "xgboost,deepfm,dcn"
 
     def __post_init__(self):
         try:
@@ -42,10 +45,18 @@ class AdClickSettings:
                 WindowSize.parse(getattr(self, name))
             except ValueError as error:
                 raise InvalidSetting(name, str(error)) from None
+        names = [n.strip() for n in self.candidates.split(",") if n.strip()]
+        if not names or len(set(names)) != len(names) or set(names) - set(CANDIDATES):
+            raise InvalidSetting("candidates", f"a comma-separated choice of {', '.join(CANDIDATES)} (each once), "
+                                 f"not {self.candidates!r}")
         if self.days is not None and self.days < 1:
             raise InvalidSetting("days", "must be at least 1")
         if self.warmup_days < 0:
             raise InvalidSetting("warmup_days", "must be 0 or more")
+
+    @property
+    def candidate_models(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.candidates.split(",") if n.strip())
 
     @property
     def simulated_drift(self) -> SimulatedDrift:

@@ -20,6 +20,7 @@ from assets.common import (
 from expectations import ad_click as suites
 from models.ad_click.features import FEATURE_COLUMNS, ID_COLUMNS, LABEL
 from assets.ad_click.resources import AdClickTimeSplit
+from assets.ad_click.settings import CANDIDATES  # what may become the challenger; each an asset ad_click_<name>_model
 from assets.release import register_challenger
 from assets.resources import MlflowTracking
 from models.ad_click.train import SPLITS, XGBoostParams, evaluate_predictions
@@ -37,7 +38,9 @@ def _model_reference(**values) -> pl.DataFrame:
     return pl.DataFrame({k: [v] for k, v in values.items()})
 
 
-CANDIDATES = ("xgboost", "deepfm", "dcn")  # what may become the challenger; each an asset ad_click_<name>_model
+
+
+NETWORK_TITLES = {"deepfm": "DeepFM", "dcn": "DCN-v2"}
 
 
 def _candidate_result(mlflow_tracking: MlflowTracking, run, info, kind: str, validation_log_loss: float,
@@ -56,7 +59,8 @@ def _candidate_result(mlflow_tracking: MlflowTracking, run, info, kind: str, val
     )
 
 
-def build_training_assets() -> list:
+def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
+    """The training graph with the chosen candidates (MLSD_AD_CLICK_CANDIDATES) as the challenger's choices."""
     @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, ins={"features": dg.AssetIn("ad_click_features")})
     def ad_click_training_data(
         context: dg.AssetExecutionContext, ad_click_time_split: AdClickTimeSplit, features
@@ -208,16 +212,18 @@ def build_training_assets() -> list:
     @dg.asset(
         group_name=GROUP,
         kinds={"mlflow"},
-        ins={name: dg.AssetIn(f"ad_click_{name}_model") for name in CANDIDATES},
+        ins={name: dg.AssetIn(f"ad_click_{name}_model") for name in candidates},
     )
-    def ad_click_ctr_model(context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking, **candidates
-                           ) -> dg.MaterializeResult:
+    def ad_click_ctr_model(context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking,
+                           ad_click_training_data: pl.DataFrame, **trained) -> dg.MaterializeResult:
         """The challenger: of the candidates, the one with the lowest validation log loss (the test days stay
         unseen), registered in MLflow with the alias `challenger`; the gate then judges it against the champion."""
-        table = pl.concat([candidates[name] for name in CANDIDATES], how="diagonal_relaxed")
+        table = pl.concat(list(trained.values()), how="diagonal_relaxed")
         chosen = table.sort("validation_log_loss").row(0, named=True)
+        # The last day the model learned from (validation days only stopped it): a fine-tune goes on from there.
+        trained_through = split_rows(ad_click_training_data, "train")["ts"].max().date().isoformat()
         version = register_challenger(context, GROUP, mlflow_tracking, chosen["model_uri"], REGISTERED_MODEL,
-                                      tags={"model_kind": chosen["kind"]})
+                                      tags={"model_kind": chosen["kind"], "trained_through": trained_through})
         choice = table.select("kind", "validation_log_loss", "test_nce").sort("validation_log_loss")
         context.log.info(f"challenger: {chosen['kind']} (lowest validation log loss), {REGISTERED_MODEL} v{version}")
         return dg.MaterializeResult(
@@ -236,7 +242,7 @@ def build_training_assets() -> list:
         group_name=GROUP,
         kinds={"mlflow", "polars"},
         ins={"oracle": dg.AssetIn("ad_click_oracle"),
-             **{name: dg.AssetIn(f"ad_click_{name}_model") for name in CANDIDATES}},
+             **{name: dg.AssetIn(f"ad_click_{name}_model") for name in candidates}},
     )
     def ad_click_model_evaluation(
         context: dg.AssetExecutionContext,
@@ -245,7 +251,7 @@ def build_training_assets() -> list:
         ad_click_baseline_model: pl.DataFrame,
         ad_click_ctr_model: pl.DataFrame,
         oracle,
-        **candidates,
+        **trained,
     ) -> dg.MaterializeResult:
         """Baseline, every candidate (XGBoost, DeepFM, DCN-v2) and, on simulated data, the oracle on the test days,
         from the models as MLflow logged them; the challenger is the candidate chosen on validation days."""
@@ -260,8 +266,8 @@ def build_training_assets() -> list:
         with mlflow_tracking.activated():
             baseline = mlflow.sklearn.load_model(ad_click_baseline_model["model_uri"][0])
         scores = {"baseline (logistic regression)": baseline.predict_proba(features)[:, 1]}
-        for name in CANDIDATES:
-            scores[name] = np.asarray(mlflow_tracking.load_pyfunc(candidates[name]["model_uri"][0]).predict(features))
+        for name in candidates:
+            scores[name] = np.asarray(mlflow_tracking.load_pyfunc(trained[name]["model_uri"][0]).predict(features))
         challenger = ad_click_ctr_model["kind"][0]
         truth = pl.concat(partition_frames(oracle), how="vertical")
         oracle_note = "none: user-provided data has no oracle"
@@ -313,9 +319,7 @@ def build_training_assets() -> list:
         ad_click_time_split_valid,
         ad_click_model_inputs_valid,
         ad_click_baseline_model,
-        ad_click_xgboost_model,
-        network_asset("deepfm", "DeepFM"),
-        network_asset("dcn", "DCN-v2"),
+        *[ad_click_xgboost_model if name == "xgboost" else network_asset(name, NETWORK_TITLES[name]) for name in candidates],
         ad_click_ctr_model,
         ad_click_model_evaluation,
     ]
