@@ -29,6 +29,8 @@ IMPRESSIONS_SCHEMA = {
     "device": pl.String,
     "clicked": pl.Int64,
 }
+# Optional raw columns: read when present, checked then, and their absence is no error (README says what each means).
+OPTIONAL_IMPRESSION_COLUMNS = {"click_ts": UTC_TS}
 USERS_SCHEMA = {"user_id": pl.String, "age": pl.Int64, "gender": pl.String, "country": pl.String, "signup_ts": UTC_TS}
 ADS_SCHEMA = {"ad_id": pl.String, "advertiser_id": pl.String, "category": pl.String, "created_ts": UTC_TS}
 LABEL_CORRELATION_LIMIT = 0.5
@@ -61,14 +63,20 @@ def ads_suite() -> Suite:
     )
 
 
-def impressions_suite(day_start: datetime, day_end: datetime, user_ids: pl.Series, ad_ids: pl.Series) -> Suite:
+def impressions_suite(day_start: datetime, day_end: datetime, user_ids: pl.Series, ad_ids: pl.Series,
+                      click_times: bool = False) -> Suite:
     """Raw impressions of one day: ids, ranges, the partition's time window and referential integrity.
 
-    A malformed row (bad position, label or device, an unknown user or ad) is quarantined, up to 1% of the rows;
-    duplicate or missing ids, and an impression outside its partition's day (a broken export), fail."""
+    A malformed row (bad position, label or device, an unknown user or ad, a click before its impression) is
+    quarantined, up to 1% of the rows; duplicate or missing ids, and an impression outside its partition's day (a
+    broken export), fail. `click_times`: the data has the optional `click_ts`."""
+    optional = []
+    if click_times:
+        optional = under(quarantine(0.01), gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="click_ts", column_B="ts", or_equal=True, ignore_row_if="either_value_is_missing"))
     return Suite(
         name="ad_click_raw_impressions",
-        dtypes=IMPRESSIONS_SCHEMA,
+        dtypes={**IMPRESSIONS_SCHEMA, **(OPTIONAL_IMPRESSION_COLUMNS if click_times else {})},
         id_columns=("impression_id", "ts", "user_id", "ad_id"),
         references={"user_id": user_ids, "ad_id": ad_ids},
         reference_policy=quarantine(0.01),
@@ -80,6 +88,7 @@ def impressions_suite(day_start: datetime, day_end: datetime, user_ids: pl.Serie
                    *_not_null("position", "device", "clicked"),
                    gxe.ExpectColumnValuesToBeBetween(column="position", min_value=1),
                    gxe.ExpectColumnValuesToBeInSet(column="clicked", value_set=[0, 1])),
+            *optional,
         ],
     )
 

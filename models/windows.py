@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -69,3 +69,18 @@ def trailing_days(
             f"({100 * (cumulative[-1] if cumulative else 0) / max(total, 1):.3g}%) of "
             f"{cumulative_users[-1] if cumulative_users else 0} users")
     raise ValueError(f"{setting}={str(size)!r} cannot be met: before {end:%Y-%m-%d} {held}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A positive duration as the settings take it: 900s, 30m, 1h, 2d."""
+    text = text.strip()
+    try:
+        value, unit = float(text[:-1]), _UNITS[text[-1:]]
+    except (ValueError, KeyError):
+        raise ValueError(f"{text!r} is not a duration: write seconds (900s), minutes (30m), hours (1h) or days (2d)") from None
+    if value <= 0:
+        raise ValueError(f"{text!r}: a duration must be positive")
+    return timedelta(seconds=value * unit)

@@ -19,6 +19,7 @@ from assets.ad_click.training import REGISTERED_MODEL, build_training_assets
 from assets.common import case_job
 from assets.case import CaseStudy, EveryPartition, GatedTraining, LatestPartition, Platform
 from assets.release import rollback_job
+from models.windows import parse_duration
 
 DAILY_JOB = "ad_click_daily_job"
 TRAINING_JOB = "ad_click_training_job"
@@ -42,6 +43,7 @@ def build_source(platform: Platform, settings: AdClickSettings) -> AdClickSource
         seed=settings.seed, users=settings.users, ads=settings.ads, advertisers=settings.advertisers,
         impressions_per_day=settings.impressions_per_day, drift_kind=settings.simulated_drift.kind,
         drift_day=settings.simulated_drift.day,
+        click_window_s=parse_duration(settings.click_window).total_seconds(),
     )
     if settings.raw_dir and (settings.start_date is None or settings.days is None):
         first, days = source.data_window("impressions")

@@ -11,7 +11,8 @@ import dagster as dg
 import polars as pl
 
 from assets.ad_click.raw import GROUP
-from assets.ad_click.training import EXPERIMENT, REGISTERED_MODEL
+from assets.ad_click.resources import AdClickSource
+from assets.ad_click.training import EXPERIMENT, REGISTERED_MODEL, matured
 from assets.common import case_job, partition_frames
 from assets.release import PROMOTION_MODE_TAG, PromotionSettings, Scores, gate, register_challenger
 from assets.resources import MlflowTracking
@@ -41,8 +42,8 @@ def fine_tune_window(features_days: list[date], trained_through: date) -> tuple[
 
 def build_continual_assets() -> list:
     @dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, ins={"features": dg.AssetIn("ad_click_features")})
-    def ad_click_fine_tuned_model(context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking, features
-                                  ) -> dg.MaterializeResult:
+    def ad_click_fine_tuned_model(context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking,
+                                  ad_click_source: AdClickSource, features) -> dg.MaterializeResult:
         """The champion network trained further on the days since it last learned, registered as the challenger;
         a GBDT champion cannot be fine-tuned (the training job retrains it)."""
         import mlflow
@@ -64,7 +65,7 @@ def build_continual_assets() -> list:
             )
         if TRAINED_THROUGH_TAG not in tags:
             raise dg.Failure(f"champion v{champion} has no {TRAINED_THROUGH_TAG} tag: retrain it with ad_click_training_job")
-        frame = pl.concat(partition_frames(features), how="vertical")
+        frame, _ = matured(pl.concat(partition_frames(features), how="vertical"), ad_click_source)
         day = pl.col("ts").dt.date()
         try:
             fresh_days, holdout = fine_tune_window(frame.select(day.unique())["ts"].to_list(),
@@ -120,8 +121,8 @@ def build_continual_assets() -> list:
         "worse beyond the tolerance.",
     )
     def fine_tune_not_worse(context: dg.AssetCheckExecutionContext, mlflow_tracking: MlflowTracking,
-                            promotion: PromotionSettings, ad_click_fine_tuned_model: pl.DataFrame, features
-                            ) -> dg.AssetCheckResult:
+                            promotion: PromotionSettings, ad_click_source: AdClickSource,
+                            ad_click_fine_tuned_model: pl.DataFrame, features) -> dg.AssetCheckResult:
         from dataclasses import replace
 
         from assets.ad_click.serving import PROMOTION_POLICY
@@ -131,7 +132,7 @@ def build_continual_assets() -> list:
 
         holdout = date.fromisoformat(ad_click_fine_tuned_model["holdout_day"][0])
         trained_through = date.fromisoformat(ad_click_fine_tuned_model["trained_through"][0])
-        frame = pl.concat(partition_frames(features), how="vertical")
+        frame, _ = matured(pl.concat(partition_frames(features), how="vertical"), ad_click_source)
         day = pl.col("ts").dt.date()
         rows = frame.filter(day == holdout)
         # NCE's background rate: the CTR of the last day the challenger learned from (known before the holdout).

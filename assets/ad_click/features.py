@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from assets.ad_click.raw import GROUP
+from assets.ad_click.resources import AdClickSource
 from assets.common import (
     frame_metadata,
     partition_frames,
@@ -38,6 +39,7 @@ def build_feature_assets(daily: dg.DailyPartitionsDefinition) -> list:
     )
     def ad_click_features(
         context: dg.AssetExecutionContext,
+        ad_click_source: AdClickSource,
         impressions,
         users: pl.DataFrame,
         ads: pl.DataFrame,
@@ -50,7 +52,8 @@ def build_feature_assets(daily: dg.DailyPartitionsDefinition) -> list:
         first, _ = span(windows)
         loaded = impressions if isinstance(impressions, dict) else {next(iter(windows)): impressions}
         history = pl.concat(partition_frames(loaded), how="vertical")
-        features = point_in_time_features(history, users, ads, targets_from=first)
+        features = point_in_time_features(history, users, ads, targets_from=first,
+                                          click_window=ad_click_source.click_window)
         context.log.info(f"{features.height} rows of {len(windows)} day(s) from {history.height} events over {len(loaded)} days")
         loaded_days = {date.fromisoformat(key): frame.height for key, frame in loaded.items()}
 

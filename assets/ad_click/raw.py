@@ -20,7 +20,8 @@ def _impressions_summary(impressions: pl.DataFrame) -> dict:
 
 def _impressions_suite(frame, window, users: pl.DataFrame, ads: pl.DataFrame):
     start, end = window
-    return frame, suites.impressions_suite(start, end, users["user_id"], ads["ad_id"])
+    return frame, suites.impressions_suite(start, end, users["user_id"], ads["ad_id"],
+                                           click_times="click_ts" in frame.columns)
 
 
 def build_raw_assets(daily: dg.DailyPartitionsDefinition) -> list:
@@ -33,7 +34,7 @@ def build_raw_assets(daily: dg.DailyPartitionsDefinition) -> list:
         lambda frame, window: (frame, suites.ads_suite()), "Schema, unique non-null ids.",
     )
     impressions = build_raw_table(
-        GROUP, "impressions", suites.IMPRESSIONS_SCHEMA,
+        GROUP, "impressions", {**suites.IMPRESSIONS_SCHEMA, **suites.OPTIONAL_IMPRESSION_COLUMNS},
         "One day of ad impressions with their click labels. Re-running a day replaces it, never appends.",
         _impressions_suite,
         "Schema, unique ids, position >= 1, clicked in {0,1}, ts inside the day, known users and ads.",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import ClassVar
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -21,6 +21,15 @@ class AdClickSource(RawSource):
     impressions_per_day: int = 60_000
     drift_kind: str = "none"
     drift_day: int = 0
+    click_window_s: float = 3600.0  # the label: a click within this long (when the data has click_ts)
+
+    @property
+    def click_window(self) -> timedelta:
+        return timedelta(seconds=self.click_window_s)
+
+    def has_click_times(self) -> bool:
+        """Whether the impressions carry the optional click_ts (the simulator's do)."""
+        return "click_ts" in self.scan("impressions").collect_schema().names()
 
     def simulation_config(self):
         from models.ad_click.simulator import SimulationConfig
@@ -28,7 +37,7 @@ class AdClickSource(RawSource):
         return SimulationConfig(
             seed=self.seed, start_date=date.fromisoformat(self.start_date), n_days=self.days, n_users=self.users,
             n_ads=self.ads, n_advertisers=self.advertisers, impressions_per_day=self.impressions_per_day,
-            drift_kind=self.drift_kind, drift_day=self.drift_day,
+            drift_kind=self.drift_kind, drift_day=self.drift_day, click_window_s=self.click_window_s,
         )
 
     def fingerprint(self) -> str:

@@ -7,7 +7,7 @@ from datetime import date
 
 from assets.case import InvalidSetting
 from models.drift import SimulatedDrift
-from models.windows import WindowSize
+from models.windows import WindowSize, parse_duration
 
 DRIFT_KINDS = ("covariate", "concept")
 CANDIDATES = ("xgboost", "deepfm", "dcn")
@@ -31,6 +31,9 @@ class AdClickSettings:
     drift: str = "none"  # simulator only: covariate@DAY or concept@DAY (0-based day the drift starts)
     # The models the training job trains; the one with the lowest validation log loss becomes the challenger.
     candidates: str = "xgboost,deepfm,dcn"
+    # With the optional raw column click_ts, the label is a click within this long after the impression (900s,
+    # 30m, 1h, 2d), and training uses only impressions whose window had closed by the end of the newest day.
+    click_window: str = "1h"
 
     def __post_init__(self):
         try:
@@ -49,6 +52,10 @@ class AdClickSettings:
         if not names or len(set(names)) != len(names) or set(names) - set(CANDIDATES):
             raise InvalidSetting("candidates", f"a comma-separated choice of {', '.join(CANDIDATES)} (each once), "
                                  f"not {self.candidates!r}")
+        try:
+            parse_duration(self.click_window)
+        except ValueError as error:
+            raise InvalidSetting("click_window", str(error)) from None
         if self.days is not None and self.days < 1:
             raise InvalidSetting("days", "must be at least 1")
         if self.warmup_days < 0:

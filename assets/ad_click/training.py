@@ -1,6 +1,8 @@
 """Training data split by time, the logistic-regression baseline, the XGBoost model and their evaluation."""
 
 
+from datetime import datetime, time, timedelta, timezone
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -19,7 +21,7 @@ from assets.common import (
 )
 from expectations import ad_click as suites
 from models.ad_click.features import FEATURE_COLUMNS, ID_COLUMNS, LABEL
-from assets.ad_click.resources import AdClickTimeSplit
+from assets.ad_click.resources import AdClickSource, AdClickTimeSplit
 from assets.ad_click.settings import CANDIDATES  # what may become the challenger; each an asset ad_click_<name>_model
 from assets.release import register_challenger
 from assets.resources import MlflowTracking
@@ -28,6 +30,16 @@ from models.ad_click.train import SPLITS, XGBoostParams, evaluate_predictions
 EXPERIMENT = "ad_click"
 REGISTERED_MODEL = "ad_click_ctr"
 METRICS = ["nce", "log_loss", "roc_auc", "pr_auc", "calibration_error"]
+
+
+def matured(rows: pl.DataFrame, source: AdClickSource) -> tuple[pl.DataFrame, int]:
+    """The rows whose label is known when training runs, once the newest day is in (the end of that day): with
+    click times, an impression's label is known only when its click window has closed. Also the count left out."""
+    if not rows.height or not source.has_click_times():
+        return rows, 0
+    trained_at = datetime.combine(rows["ts"].max().date() + timedelta(days=1), time(), tzinfo=timezone.utc)
+    mature = rows.filter(pl.col("ts") + source.click_window <= trained_at)
+    return mature, rows.height - mature.height
 
 
 def split_rows(frame: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -63,16 +75,20 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
     """The training graph with the chosen candidates (MLSD_AD_CLICK_CANDIDATES) as the challenger's choices."""
     @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, ins={"features": dg.AssetIn("ad_click_features")})
     def ad_click_training_data(
-        context: dg.AssetExecutionContext, ad_click_time_split: AdClickTimeSplit, features
+        context: dg.AssetExecutionContext, ad_click_time_split: AdClickTimeSplit, ad_click_source: AdClickSource,
+        features
     ) -> dg.MaterializeResult:
-        """Feature rows labelled train, validation or test by day; warm-up days with short history are left out."""
-        labelled = ad_click_time_split.split().assign(pl.concat(partition_frames(features), how="vertical"))
+        """Feature rows labelled train, validation or test by day; warm-up days with short history, and impressions
+        whose click window had not closed by the end of the newest day (delayed feedback), are left out."""
+        rows, immature = matured(pl.concat(partition_frames(features), how="vertical"), ad_click_source)
+        labelled = ad_click_time_split.split().assign(rows)
         training = labelled.filter(pl.col("split").is_not_null())
         windows = suites.split_windows(training)
         context.log.info(f"time split:\n{windows}")
         metadata = {
             **frame_metadata(training),
             "warmup_rows_dropped": labelled.height - training.height,
+            "immature_rows_dropped": immature,
             "split_windows": dg.MetadataValue.md(frame_markdown(windows)),
         }
         for name in SPLITS:

@@ -13,6 +13,11 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 
 LABEL = "clicked"
+# Delayed feedback: with the optional raw column `click_ts` (null when not clicked), the label is a click within
+# this long after the impression, and a click counts in history features only from the moment it happened. Data
+# without `click_ts` keeps the older meaning: `clicked` as given, each click known at its impression's time.
+CLICK_TS = "click_ts"
+DEFAULT_CLICK_WINDOW = timedelta(hours=1)
 LOOKBACK = timedelta(days=7)
 WINDOWS = ("1h", "1d", "7d")
 SEGMENT_WINDOWS = ("1d", "7d")
@@ -52,6 +57,7 @@ KEY_COLUMNS = ("impression_id", "ts", "user_id", "ad_id", "advertiser_id", "hist
 ID_COLUMNS = ("user_id", "ad_id", "advertiser_id")
 NULLABLE_FEATURES = frozenset({"seconds_since_user_saw_ad"})
 _UTC = pl.Datetime("us", "UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 FEATURE_SCHEMA: dict[str, pl.DataType] = {
     **{c: pl.String for c in ("impression_id", "user_id", "ad_id", "advertiser_id", *CATEGORICAL_FEATURES)},
     "ts": _UTC,
@@ -93,14 +99,24 @@ def _age_bucket() -> pl.Expr:
     return pl.col("age").cut(list(AGE_BUCKET_EDGES), left_closed=True).cast(pl.String).alias("age_bucket")
 
 
-def _events(impressions: pl.DataFrame, users: pl.DataFrame, ads: pl.DataFrame) -> pl.LazyFrame:
+def label_and_click_time(columns, click_window: timedelta = DEFAULT_CLICK_WINDOW) -> list[pl.Expr]:
+    """The label and `_click_us`, when each click became known (null for none), for a frame with `columns`."""
+    if CLICK_TS in columns:
+        click = pl.col(CLICK_TS)
+        return [(click.is_not_null() & (click - pl.col("ts") <= click_window)).cast(pl.Int64).alias(LABEL),
+                click.dt.epoch("us").alias("_click_us")]
+    return [pl.col(LABEL), pl.when(pl.col(LABEL) == 1).then(_epoch_us("ts")).alias("_click_us")]
+
+
+def _events(impressions: pl.DataFrame, users: pl.DataFrame, ads: pl.DataFrame,
+            click_window: timedelta = DEFAULT_CLICK_WINDOW) -> pl.LazyFrame:
     return (
         impressions.lazy()
         .join(ads.lazy().select("ad_id", "advertiser_id", "category", "created_ts"), on="ad_id", how="left")
         .join(users.lazy().select("user_id", "age", "gender", "country", "signup_ts"), on="user_id", how="left")
+        .with_columns(*label_and_click_time(impressions.columns, click_window))
         .with_columns(
             _one=pl.lit(1, pl.UInt32),
-            _clicked=pl.col(LABEL).cast(pl.UInt32),
             _ts_us=_epoch_us("ts"),
             age_bucket=_age_bucket(),
         )
@@ -112,15 +128,17 @@ def point_in_time_features(
     users: pl.DataFrame,
     ads: pl.DataFrame,
     targets_from: datetime | None = None,
+    click_window: timedelta = DEFAULT_CLICK_WINDOW,
 ) -> pl.DataFrame:
     """Features for the impressions at or after `targets_from`; earlier impressions serve only as history.
 
     `impressions` must hold every event of the look-back window before `targets_from` for the aggregates
     to be complete. The result has KEY_COLUMNS, FEATURE_COLUMNS and the label, one row per target impression.
+    An impression's click counts in the history of the impressions after the click, not after the impression.
     """
     # Ties in time are ordered by id: the joins in _events leave their order to chance, and outputs (training rows
     # among them) must come out the same on every run.
-    events = _events(impressions, users, ads).sort("ts", "impression_id").collect()
+    events = _events(impressions, users, ads, click_window).sort("ts", "impression_id").collect()
     targets = events.lazy()
     if targets_from is not None:
         targets = targets.filter(pl.col("ts") >= targets_from)
@@ -141,20 +159,31 @@ _NULL_KEY = "\x00null"  # a missing key (an unknown user's country) is a group o
 def _window_counts(
     targets: pl.LazyFrame, events: pl.DataFrame, keys: tuple[str, ...], windows: tuple[str, ...], entity: str, last: bool
 ) -> pl.LazyFrame:
-    """Adds <entity>_impressions_<w> and <entity>_clicks_<w>: the entity's events in [ts - w, ts), and with `last`
-    _last_<entity>_us, its latest event in the look-back window before ts.
+    """Adds <entity>_impressions_<w> and <entity>_clicks_<w>: the entity's impressions in [ts - w, ts) and the clicks
+    that happened in [ts - w, ts) (a click counts from its own time), and with `last` _last_<entity>_us, its latest
+    impression in the look-back window before ts.
 
-    A window's count is a difference of running totals: the entity's events before ts minus those before ts - w,
-    each found by an as-of join on the entity's running totals (strictly earlier rows, so an impression never
-    counts itself or its ties). That reads each target row once per window, not every history row.
+    A window's count is a difference of running totals: the entity's impressions (clicks) before ts minus those
+    before ts - w, each found by an as-of join on the entity's running totals (strictly earlier rows, so an
+    impression never counts itself or its ties). That reads each target row once per window, not every history row.
     """
     joined = [f"_key_{k}" for k in keys]
     key_columns = [pl.col(k).fill_null(_NULL_KEY).alias(j) for k, j in zip(keys, joined)]
-    totals = (
+    shown = (
         events.lazy()
-        .select(*key_columns, "ts", "_ts_us", "_one", "_clicked")
-        .with_columns(_n=pl.col("_one").cum_sum().over(joined), _c=pl.col("_clicked").cum_sum().over(joined))
-        .select(*joined, "ts", "_ts_us", "_n", "_c")
+        .select(*key_columns, "ts", "_ts_us", "_one")
+        .with_columns(_n=pl.col("_one").cum_sum().over(joined))
+        .select(*joined, "ts", "_ts_us", "_n")
+        .collect()
+        .lazy()
+    )
+    clicked = (
+        events.lazy()
+        .filter(pl.col("_click_us").is_not_null())
+        .select(*key_columns, pl.col("_click_us").cast(pl.Datetime("us", "UTC")).alias("ts"), "_one")
+        .sort("ts")
+        .with_columns(_c=pl.col("_one").cum_sum().over(joined))
+        .select(*joined, "ts", "_c")
         .collect()
         .lazy()
     )
@@ -162,14 +191,13 @@ def _window_counts(
 
     def before(offset: timedelta, suffix: str, with_last: bool = False) -> None:
         nonlocal targets
-        picked = ["_n", "_c", "_ts_us"] if with_last else ["_n", "_c"]
-        right = totals.select(*joined, pl.col("ts").alias(f"_at{suffix}"), *[pl.col(c).alias(f"{c}{suffix}") for c in picked])
-        targets = (
-            targets.with_columns((pl.col("ts") - offset).alias(f"_at{suffix}"))
-            .join_asof(right, on=f"_at{suffix}", by=joined, strategy="backward", allow_exact_matches=False,
-                       check_sortedness=False)
-            .with_columns(pl.col(f"_n{suffix}").fill_null(0), pl.col(f"_c{suffix}").fill_null(0))
-        )
+        at = f"_at{suffix}"
+        targets = targets.with_columns((pl.col("ts") - offset).alias(at))
+        for totals, picked in ((shown, ["_n", "_ts_us"] if with_last else ["_n"]), (clicked, ["_c"])):
+            right = totals.select(*joined, pl.col("ts").alias(at), *[pl.col(c).alias(f"{c}{suffix}") for c in picked])
+            targets = targets.join_asof(right, on=at, by=joined, strategy="backward", allow_exact_matches=False,
+                                        check_sortedness=False)
+        targets = targets.with_columns(pl.col(f"_n{suffix}").fill_null(0), pl.col(f"_c{suffix}").fill_null(0))
 
     before(timedelta(0), "_now", with_last=last)
     names = []
@@ -205,25 +233,35 @@ REQUEST_COLUMNS = ("user_id", "ad_id", "ts", "position", "device")
 def online_snapshot(
     impressions: pl.DataFrame, users: pl.DataFrame, ads: pl.DataFrame, as_of: datetime
 ) -> dict[str, pl.DataFrame]:
-    """Per entity, the aggregates a request at `as_of` would see: counts over [as_of - window, as_of).
+    """Per entity, the aggregates a request at `as_of` would see: impressions in [as_of - window, as_of) and the
+    clicks that happened in it (a click not yet happened at `as_of` is not known).
 
     Entities: `user` (demographics, counts, and the ads seen in the last 7 days with count and last view),
     `ad` (attributes and counts), and one frame of counts per other entity of ENTITIES. An entity with no
     event in the last 7 days has no row: serving treats it as zero history, as the offline features do.
     """
-    events = _events(impressions, users, ads).filter((pl.col("ts") < as_of) & (pl.col("ts") >= as_of - LOOKBACK))
+    as_of_us = int((as_of - _EPOCH).total_seconds() * 1_000_000)
+
+    def shown_since(start: datetime) -> pl.Expr:
+        return (pl.col("ts") >= start) & (pl.col("ts") < as_of)
+
+    def clicked_since(start: datetime) -> pl.Expr:
+        start_us = int((start - _EPOCH).total_seconds() * 1_000_000)
+        return (pl.col("_click_us") >= start_us) & (pl.col("_click_us") < as_of_us)
+
+    events = _events(impressions, users, ads).filter(shown_since(as_of - LOOKBACK) | clicked_since(as_of - LOOKBACK))
     frames: dict[str, pl.DataFrame] = {}
     for entity, (keys, windows) in ENTITIES.items():
         aggregations = []
         for window in windows:
-            recent = pl.col("ts") >= as_of - _duration(window)
+            start = as_of - _duration(window)
             aggregations += [
-                pl.col("_one").filter(recent).sum().cast(pl.UInt32).alias(f"{entity}_impressions_{window}"),
-                pl.col("_clicked").filter(recent).sum().cast(pl.UInt32).alias(f"{entity}_clicks_{window}"),
+                pl.col("_one").filter(shown_since(start)).sum().cast(pl.UInt32).alias(f"{entity}_impressions_{window}"),
+                pl.col("_one").filter(clicked_since(start)).sum().cast(pl.UInt32).alias(f"{entity}_clicks_{window}"),
             ]
         frames[entity] = events.group_by(keys).agg(aggregations).collect()
     seen = (
-        events.group_by("user_id", "ad_id")
+        events.filter(shown_since(as_of - LOOKBACK)).group_by("user_id", "ad_id")
         .agg(n=pl.len().cast(pl.UInt32), last_us=pl.col("_ts_us").max())
         .group_by("user_id")
         .agg(recent_ads=pl.struct("ad_id", "n", "last_us"))

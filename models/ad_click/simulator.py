@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -33,6 +34,18 @@ DEVICE_EFFECT = {"mobile": 0.15, "desktop": -0.10, "tablet": 0.0}
 HOUR_EFFECT = 0.25 * np.sin((np.arange(24) - 15) / 24 * 2 * np.pi)
 # Share of traffic per hour of day (UTC): quiet nights, busy evenings.
 HOUR_TRAFFIC = 0.6 + 0.4 * np.sin((np.arange(24) - 9) / 24 * 2 * np.pi) + 0.3
+# Delayed feedback: a click comes a log-normal delay after its impression (median 30 s; about 0.8% after an hour,
+# a few in a hundred thousand after a day).
+CLICK_DELAY_MEDIAN_S = 30.0
+CLICK_DELAY_SIGMA = 2.0
+
+
+def click_delay_cdf(seconds: float) -> float:
+    """P(a click comes within `seconds` of its impression), under the simulator's delay distribution."""
+    if seconds <= 0:
+        return 0.0
+    z = (math.log(seconds) - math.log(CLICK_DELAY_MEDIAN_S)) / CLICK_DELAY_SIGMA
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,9 @@ class SimulationConfig:
     # change and position matters less, with the same traffic. Days before are identical to a world without drift.
     drift_kind: str = "none"
     drift_day: int = 0
+    # The label is a click within this many seconds (models.ad_click.features' click window): the oracle is the
+    # probability of that label.
+    click_window_s: float = 3600.0
 
     def __post_init__(self):
         if self.drift_kind not in ("none", "covariate", "concept"):
@@ -75,7 +91,7 @@ class SimulatedWorld:
     users: pl.DataFrame
     ads: pl.DataFrame
     impressions: pl.DataFrame
-    oracle: pl.DataFrame  # impression_id, p_click: never a feature input
+    oracle: pl.DataFrame  # impression_id, ts, p_click (of a click within the window): never a feature input
 
 
 def _timestamps(rng: np.random.Generator, day_start: datetime, n: int) -> np.ndarray:
@@ -210,6 +226,10 @@ def simulate(config: SimulationConfig) -> SimulatedWorld:
     intercept = _intercept_for_mean(logit_wo_intercept[first_day], config.base_ctr)
     p_click = 1.0 / (1.0 + np.exp(-(intercept + logit_wo_intercept)))
     clicked = (rng.random(n_total) < p_click).astype(np.int64)
+    # The delays have a stream of their own, so the clicks themselves are those of a world without delays.
+    delay_us = np.random.default_rng([config.seed, 2]).lognormal(
+        math.log(CLICK_DELAY_MEDIAN_S * 1e6), CLICK_DELAY_SIGMA, n_total).astype(np.int64)
+    click_ts = np.where(clicked == 1, ts + delay_us.astype("timedelta64[us]"), np.datetime64("NaT"))
 
     impression_id = pl.Series("impression_id", np.arange(n_total)).cast(pl.String).str.zfill(10)
     impressions = pl.DataFrame(
@@ -221,6 +241,7 @@ def simulate(config: SimulationConfig) -> SimulatedWorld:
             "position": position.astype(np.int64),
             "device": np.asarray(DEVICES)[device],
             "clicked": clicked,
+            "click_ts": pl.Series(click_ts).dt.replace_time_zone("UTC"),
         }
     )
     users = pl.DataFrame(
@@ -240,7 +261,8 @@ def simulate(config: SimulationConfig) -> SimulatedWorld:
             "created_ts": pl.Series(created_ts).dt.replace_time_zone("UTC"),
         }
     )
-    oracle = pl.DataFrame({"impression_id": impressions["impression_id"], "ts": impressions["ts"], "p_click": p_click})
+    p_label = p_click * click_delay_cdf(config.click_window_s)
+    oracle = pl.DataFrame({"impression_id": impressions["impression_id"], "ts": impressions["ts"], "p_click": p_label})
     return SimulatedWorld(users=users, ads=ads, impressions=impressions, oracle=oracle)
 
 

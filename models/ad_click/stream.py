@@ -37,7 +37,12 @@ def _client(url: str):
 def publish(url: str, impressions: pl.DataFrame, speed: float | None = None, stream: str = STREAM) -> int:
     """Publish impressions in time order. With `speed`, pace them: 3600 replays an hour of traffic per second."""
     client = _client(url)
-    events = impressions.sort("ts").with_columns(ts_us=pl.col("ts").dt.epoch("us")).select(FIELDS)
+    events = impressions.sort("ts").with_columns(ts_us=pl.col("ts").dt.epoch("us"))
+    fields = FIELDS
+    if "click_ts" in impressions.columns:  # delayed feedback: the click's own time ("" when none)
+        events = events.with_columns(click_ts_us=pl.col("click_ts").dt.epoch("us").cast(pl.String).fill_null(""))
+        fields = (*FIELDS, "click_ts_us")
+    events = events.select(fields)
     started, first_ts = time.monotonic(), None
     pipe = client.pipeline(transaction=False)
     for i, row in enumerate(events.iter_rows(named=True), 1):
@@ -134,10 +139,13 @@ def _apply(client, aggregates: RealtimeAggregates, messages, stream: str) -> Non
     for event in events:
         ts = int(event["ts_us"])
         newest = max(newest, ts)
+        # A click counts from its own time when the event carries it (delayed feedback), else from its impression's;
+        # a window ending before that time does not see it (the scores are times).
+        click_at = int(event["click_ts_us"]) if event.get("click_ts_us") else ts if event["clicked"] == "1" else None
         for entity, field in REALTIME_ENTITIES.items():
             pipe.zadd(aggregates.key(entity, event[field], "impressions"), {event["impression_id"]: ts})
-            if event["clicked"] == "1":
-                pipe.zadd(aggregates.key(entity, event[field], "clicks"), {event["impression_id"]: ts})
+            if click_at is not None:
+                pipe.zadd(aggregates.key(entity, event[field], "clicks"), {event["impression_id"]: click_at})
     for entity, field in REALTIME_ENTITIES.items():
         for entity_id in {event[field] for event in events}:
             for stat in ("impressions", "clicks"):
@@ -151,7 +159,11 @@ def write_events(events: list[dict], path: Path) -> None:
     """Stream events as raw impressions (the raw-input contract) in one parquet file."""
     from models.storage import write_parquet_atomically
 
-    frame = pl.DataFrame(events).select(
+    frame = pl.DataFrame(events)
+    click_ts = []
+    if "click_ts_us" in frame.columns:
+        click_ts = [pl.col("click_ts_us").replace("", None).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias("click_ts")]
+    frame = frame.select(
         pl.col("impression_id"),
         pl.col("ts_us").cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias("ts"),
         pl.col("user_id"),
@@ -159,6 +171,7 @@ def write_events(events: list[dict], path: Path) -> None:
         pl.col("position").cast(pl.Int64),
         pl.col("device"),
         pl.col("clicked").cast(pl.Int64),
+        *click_ts,
     )
     write_parquet_atomically(frame, path)
 

@@ -28,7 +28,9 @@ def _brute_force(events: pl.DataFrame, row: dict, keys: list[str], window: timed
     for key in keys:
         mask = mask & (pl.col(key) == row[key])
     history = events.filter(mask & (pl.col("ts") >= row["ts"] - window) & (pl.col("ts") < row["ts"]))
-    return history.height, int(history["clicked"].sum())
+    # A click counts from the moment it happened (the simulator's clicks come a delay after their impression).
+    clicks = events.filter(mask & (pl.col("click_ts") >= row["ts"] - window) & (pl.col("click_ts") < row["ts"]))
+    return history.height, clicks.height
 
 
 @pytest.mark.parametrize(
@@ -125,3 +127,71 @@ def test_targets_from_keeps_history_out_of_the_output_but_in_the_aggregates():
     targets = point_in_time_features(impressions, users, ads, targets_from=T0)
     assert set(targets["impression_id"]) == {"i3", "i4", "i5", "i6"}
     assert targets.equals(full.filter(pl.col("ts") >= T0))
+
+
+def _with_click_times(impressions: pl.DataFrame, delays: dict[str, timedelta]) -> pl.DataFrame:
+    """The tiny world's clicks given click times: each clicked impression `delays[id]` later (default 10 s)."""
+    utc = pl.Datetime("us", "UTC")
+    return impressions.with_columns(
+        click_ts=pl.when(pl.col("clicked") == 1)
+        .then(pl.col("ts") + pl.col("impression_id").replace_strict(
+            {k: v for k, v in delays.items()}, default=timedelta(seconds=10), return_dtype=pl.Duration("us")))
+        .cast(utc)
+    )
+
+
+def test_a_late_click_is_not_seen_before_it_happens_and_the_label_is_a_click_within_the_window():
+    impressions, users, ads = _tiny_world()
+    # i1 (30 h before T0) was clicked 29.5 h later, half an hour before T0: i3 sees it in its last hour.
+    # i5 (T0 + 5 min) is clicked 3 hours later: after the 1-hour window, so its label is 0, and i6 (T0 + 2 h)
+    # does not see that click yet.
+    late = _with_click_times(impressions, {"i1": timedelta(hours=29, minutes=30), "i5": timedelta(hours=3)})
+    features = point_in_time_features(late, users, ads)
+    i3, i5, i6 = _row(features, "i3"), _row(features, "i5"), _row(features, "i6")
+    assert (i3["user_clicks_1h"], i3["user_clicks_1d"]) == (1, 1)  # the click came at T0 - 30 min
+    assert i5["clicked"] == 0  # clicked, but 3 h after the impression: outside the 1-hour window
+    assert i6["ad_clicks_7d"] == 1  # i1's click; i5's comes an hour after i6
+    instant = point_in_time_features(impressions, users, ads)  # without click_ts: clicks known at impression time
+    assert _row(instant, "i3")["user_clicks_1h"] == 0 and _row(instant, "i5")["clicked"] == 1
+    assert _row(instant, "i6")["ad_clicks_7d"] == 2
+    wider = point_in_time_features(late, users, ads, click_window=timedelta(hours=4))
+    assert _row(wider, "i5")["clicked"] == 1
+
+
+def test_online_snapshot_knows_only_the_clicks_that_happened_before_it():
+    from models.ad_click.features import online_snapshot
+
+    impressions, users, ads = _tiny_world()
+    late = _with_click_times(impressions, {"i4": timedelta(minutes=20)})
+    before, after = (online_snapshot(late, users, ads, T0 + offset)["user"] for offset in (timedelta(minutes=10), timedelta(minutes=30)))
+    u1 = pl.col("user_id") == "u1"
+    assert before.filter(u1)["user_clicks_1h"][0] == 1  # i5's (T0 + 5 min 10 s); i4's comes at T0 + 20 min
+    assert after.filter(u1)["user_clicks_1h"][0] == 2
+
+
+def test_training_keeps_only_labels_whose_click_window_had_closed_when_the_newest_day_is_in():
+    from types import SimpleNamespace
+
+    from assets.ad_click.training import matured
+
+    impressions, users, ads = _tiny_world()
+    features = point_in_time_features(_with_click_times(impressions, {}), users, ads)
+    newest_day_ends = datetime(2026, 1, 9, tzinfo=timezone.utc)
+    with_click_times = SimpleNamespace(has_click_times=lambda: True, click_window=newest_day_ends - T0 - timedelta(hours=1))
+    kept, dropped = matured(features, with_click_times)
+    # A window of 23 h closes by the day's end only for the impressions of its first hour (T0 and T0 + 5 min).
+    assert set(kept["impression_id"]) == {"i1", "i2", "i3", "i4", "i5"} and dropped == 1
+    instant = SimpleNamespace(has_click_times=lambda: False, click_window=timedelta(hours=1))
+    assert matured(features, instant) == (features, 0)  # labels known at ingestion: nothing waits
+
+
+@pytest.mark.parametrize("field_name, value", [("click_window", "soon"), ("click_window", "0h"),
+                                               ("candidates", "xgboost,gbdt"), ("candidates", "dcn,dcn"),
+                                               ("candidates", "")])
+def test_ad_click_settings_name_the_field_they_refuse(field_name, value):
+    from assets.ad_click.settings import AdClickSettings
+    from assets.case import InvalidSetting
+
+    with pytest.raises(InvalidSetting) as error:
+        AdClickSettings(**{field_name: value})
+    assert error.value.field_name == field_name

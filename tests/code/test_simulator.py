@@ -4,7 +4,7 @@ import pytest
 
 import polars as pl
 
-from expectations.ad_click import ADS_SCHEMA, IMPRESSIONS_SCHEMA, USERS_SCHEMA
+from expectations.ad_click import ADS_SCHEMA, IMPRESSIONS_SCHEMA, OPTIONAL_IMPRESSION_COLUMNS, USERS_SCHEMA
 from models.ad_click.simulator import SimulationConfig, simulate
 
 TINY = SimulationConfig(n_days=3, n_users=300, n_ads=40, n_advertisers=8, impressions_per_day=2_000)
@@ -21,7 +21,7 @@ def test_another_seed_another_world():
 
 
 def test_tables_follow_the_raw_input_contract(small_world):
-    assert dict(small_world.impressions.schema) == IMPRESSIONS_SCHEMA
+    assert dict(small_world.impressions.schema) == {**IMPRESSIONS_SCHEMA, **OPTIONAL_IMPRESSION_COLUMNS}
     assert dict(small_world.users.schema) == USERS_SCHEMA
     assert dict(small_world.ads.schema) == ADS_SCHEMA
 
@@ -85,7 +85,7 @@ def test_covariate_drift_brings_a_new_market_and_a_new_device_mix():
 def test_concept_drift_changes_click_probabilities_not_traffic():
     stable = simulate(DRIFT_BASE)
     drifted = simulate(replace(DRIFT_BASE, drift_kind="concept", drift_day=3))
-    assert drifted.impressions.drop("clicked").equals(stable.impressions.drop("clicked"))
+    assert drifted.impressions.drop("clicked", "click_ts").equals(stable.impressions.drop("clicked", "click_ts"))
     after = pl.col("ts") >= pl.datetime(2026, 1, 4, time_zone="UTC")
     change = (drifted.oracle.filter(after)["p_click"] - stable.oracle.filter(after)["p_click"]).abs().mean()
     assert change > 0.005
@@ -96,3 +96,22 @@ def test_drift_settings_are_validated():
         SimulationConfig(drift_kind="sideways")
     with pytest.raises(ValueError, match="drift_day"):
         SimulationConfig(n_days=5, drift_kind="concept", drift_day=9)
+
+
+def test_clicks_come_a_delay_after_their_impression_and_the_oracle_is_of_a_click_within_the_window(small_world):
+    import numpy as np
+
+    from models.ad_click.simulator import click_delay_cdf
+
+    impressions = small_world.impressions
+    clicked = impressions.filter(pl.col("clicked") == 1)
+    assert impressions.filter(pl.col("clicked") == 0)["click_ts"].null_count() == impressions.height - clicked.height
+    delay = (clicked["click_ts"] - clicked["ts"]).dt.total_seconds(fractional=True)
+    assert delay.min() > 0 and 10 < delay.median() < 90  # the configured median is 30 s
+    late = float((delay > 3600).mean())
+    assert abs(late - (1 - click_delay_cdf(3600))) < 0.005
+    # The label window moves the oracle by the share of clicks within it, and nothing else.
+    hour, day = simulate(TINY), simulate(replace(TINY, click_window_s=86_400))
+    assert hour.impressions.equals(day.impressions)
+    ratio = (hour.oracle["p_click"] / day.oracle["p_click"]).to_numpy()
+    assert np.allclose(ratio, click_delay_cdf(3600) / click_delay_cdf(86_400))

@@ -29,7 +29,8 @@ def test_online_features_equal_offline_point_in_time_features(small_world, reque
 
     # Offline: the same requests as impressions at AS_OF, their features computed point-in-time.
     synthetic = requests_at_as_of.with_columns(
-        impression_id=pl.format("req{}", pl.int_range(pl.len())), clicked=pl.lit(0, pl.Int64)
+        impression_id=pl.format("req{}", pl.int_range(pl.len())), clicked=pl.lit(0, pl.Int64),
+        click_ts=pl.lit(None, pl.Datetime("us", "UTC")),
     ).select(history.columns)
     offline = point_in_time_features(pl.concat([history, synthetic]), small_world.users, small_world.ads, targets_from=AS_OF)
     # The ids too: a network champion embeds them.
