@@ -59,7 +59,7 @@ def test_a_lower_slot_lowers_the_predicted_click_probability(splits, trained):
     top = _predict(network, test.with_columns(position=pl.lit(1, pl.Int32)))
     low = _predict(network, test.with_columns(position=pl.lit(8, pl.Int32)))
     # The simulator's slot 8 has under 2% of the rows, so its embedding is noisier than a booster's split.
-    assert np.mean(low < top) > 0.85 and low.mean() < 0.7 * top.mean()
+    assert np.mean(low < top) > 0.85 and low.mean() < 0.8 * top.mean()
 
 
 def test_ids_rare_or_new_share_hashed_rows_and_missing_ids_have_row_zero():
