@@ -2,13 +2,15 @@
 
 Needs what `./dev.sh run` makes: the built bento and the published online features.
 
-    ./dev.sh bench serving [--burst 30] [--soak 600]
+    ./dev.sh bench serving [--burst 30] [--soak 600] [--no-network]
 
 In one run: the per-request CPU of each part of the served path (in-process, on the same requests) beside the CPU
 the workers spend per request under load; the floor (bench/floor_service.py: the same stack and settings answering
 the same bodies with no work) and the bento side by side: capacity (`wrk`, closed loop), one client, latency at 80%
 of capacity (paced `wrk`), twice capacity (open loop: statuses, 503 latency, accepted latency), and with --soak a
-paced run at 80% reporting errors and the workers' memory over time. README, "Serving capacity", has the figures.
+paced run at 80% reporting errors and the workers' memory over time. Unless --no-network, the same service is built
+around the run's XGBoost candidate and around its best DeepFM/DCN candidate (from their MLflow runs), and both are
+measured in turn on the same bodies: capacity and one client's latency. README, "Serving capacity", has the figures.
 """
 
 from __future__ import annotations
@@ -78,11 +80,54 @@ def stage_costs(bodies: list[bytes]) -> list[tuple[str, float]]:
     ]
 
 
+def candidate_bento(root: Path, kinds: tuple[str, ...]) -> tuple[str, str] | None:
+    """A bento of the ranking service around the run's best candidate of these kinds (lowest validation log loss),
+    built in the BentoML store here; (bento tag, what it is), or None when the run trained none."""
+    import bentoml
+    import mlflow
+
+    from bentos.package import build
+
+    tracking = os.environ.get("MLSD_MLFLOW_TRACKING_URI") or f"sqlite:///{root / '.mlsd' / 'mlflow' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking)
+    experiment = mlflow.get_experiment_by_name("ad_click")
+    kinds_list = ", ".join(f"'{k}'" for k in kinds)
+    runs = mlflow.search_runs([experiment.experiment_id], f"tags.model IN ({kinds_list})",
+                              order_by=["metrics.best_validation_log_loss ASC"], max_results=1, output_format="list")
+    if not runs:
+        return None
+    run = runs[0]
+    model_uri = mlflow.search_logged_models([experiment.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'",
+                                            output_format="list")[0].model_uri
+    label = f"{run.data.tags['model']}-run-{run.info.run_id[:8]}"
+    model = bentoml.mlflow.import_model("ad_click_ctr", model_uri=model_uri, labels={"mlflow_version": label})
+    from assets.ad_click.serving import BENTO
+
+    made = build(BENTO.bentofile, str(model.tag), list(BENTO.packages))
+    return made["bento_tag"], f"{run.data.tags['model']} (run {run.info.run_id[:8]})"
+
+
+def one_client(url: str, bodies: list[bytes], rounds: int = 3) -> tuple[float, float]:
+    """p50 and p99 in ms of one client posting the bodies in turn."""
+    import httpx
+
+    from bentos.load import percentile
+
+    latencies = []
+    with httpx.Client(timeout=10) as client:
+        for body in bodies * rounds:
+            started = time.perf_counter()
+            client.post(url, content=body, headers={"content-type": "application/json"})
+            latencies.append(time.perf_counter() - started)
+    return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bento", default="ad_click_ranker:latest")
     parser.add_argument("--burst", type=float, default=30.0, help="seconds at twice capacity")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds at 80%% of capacity (0: no soak)")
+    parser.add_argument("--no-network", action="store_true", help="skip serving the best network candidate beside it")
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     state = Path(os.environ.get("MLSD_STATE_DIR", root / ".mlsd"))
@@ -126,18 +171,8 @@ def main() -> None:
         print(f"the service's own work above the floor: {cpu - floor_cpu:.3f} ms measured in the workers; "
               f"in-process parts (store, features, model, response): {own:.3f} ms\n", flush=True)
 
-        import httpx
-
-        with httpx.Client(timeout=10) as client:
-            latencies = []
-            for body in bodies * 3:
-                started = time.perf_counter()
-                client.post(targets["ad click /rank"], content=body, headers={"content-type": "application/json"})
-                latencies.append(time.perf_counter() - started)
-        from bentos.load import percentile
-
-        print(f"one client, {len(latencies)} requests: p50 {percentile(latencies, 0.5) * 1000:.2f} ms, "
-              f"p99 {percentile(latencies, 0.99) * 1000:.2f} ms")
+        p50, p99 = one_client(targets["ad click /rank"], bodies)
+        print(f"one client, {3 * len(bodies)} requests: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
         at_80 = kit.paced(targets["ad click /rank"], body_file, 0.8 * capacity, 20)
         print(f"80% of capacity ({0.8 * capacity:.0f} requests/s asked, paced wrk, 64 connections, 20 s): {at_80.line()} "
               f"(aim: p99 under 25 ms)")
@@ -153,6 +188,26 @@ def main() -> None:
             print(f"soak at 80% for {args.soak:.0f} s: {errors} non-200 answers or socket errors; workers' RSS "
                   f"{samples[0][2]:.0f} MiB at the start, {first:.0f} after the first minute, {last:.0f} at the end "
                   f"({(last - first) / first:+.1%} after the first minute; aim: 0 errors, under 10%)")
+    if not args.no_network:
+        compare_network(root, env, folder, bodies, body_file)
+
+
+def compare_network(root: Path, env: dict, folder: Path, bodies: list[bytes], body_file) -> None:
+    """The service around the XGBoost candidate and around the best network candidate, measured in turn."""
+    built = [candidate_bento(root, ("xgboost",)), candidate_bento(root, ("deepfm", "dcn"))]
+    if None in built:
+        print("\nthis run's MLflow experiment lacks an XGBoost or a network candidate: nothing to compare")
+        return
+    print("\nthe ranking service around each kind of model, one after the other, same bodies:")
+    rows = []
+    for tag, name in built:
+        with serving(tag, env=env, log=folder / f"{tag.replace(':', '-')}.log") as server:
+            url = f"{server.url}/rank"
+            rate, _ = kit.capacity(url, body_file)
+            p50, p99 = one_client(url, bodies)
+            rows.append([name, f"{rate:.0f}", f"{p50:.2f}", f"{p99:.2f}"])
+    print(kit.markdown_table(["served model", "capacity (requests/s)", "one client p50 (ms)", "one client p99 (ms)"], rows))
+    print("(aim: the network's one-client p99 no worse than XGBoost's)")
 
 
 if __name__ == "__main__":
