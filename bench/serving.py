@@ -80,7 +80,7 @@ def stage_costs(bodies: list[bytes]) -> list[tuple[str, float]]:
     ]
 
 
-def candidate_bento(root: Path, kinds: tuple[str, ...]) -> tuple[str, str] | None:
+def candidate_bento(state: Path, kinds: tuple[str, ...]) -> tuple[str, str] | None:
     """A bento of the ranking service around the run's best candidate of these kinds (lowest validation log loss),
     built in the BentoML store here; (bento tag, what it is), or None when the run trained none."""
     import bentoml
@@ -88,15 +88,15 @@ def candidate_bento(root: Path, kinds: tuple[str, ...]) -> tuple[str, str] | Non
 
     from bentos.package import build
 
-    tracking = os.environ.get("MLSD_MLFLOW_TRACKING_URI") or f"sqlite:///{root / '.mlsd' / 'mlflow' / 'mlflow.db'}"
+    tracking = os.environ.get("MLSD_MLFLOW_TRACKING_URI") or f"sqlite:///{state / 'mlflow' / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking)
     experiment = mlflow.get_experiment_by_name("ad_click")
-    kinds_list = ", ".join(f"'{k}'" for k in kinds)
-    runs = mlflow.search_runs([experiment.experiment_id], f"tags.model IN ({kinds_list})",
-                              order_by=["metrics.best_validation_log_loss ASC"], max_results=1, output_format="list")
+    runs = [run for kind in kinds for run in mlflow.search_runs(
+        [experiment.experiment_id], f"tags.model = '{kind}'", output_format="list")
+        if "best_validation_log_loss" in run.data.metrics]
     if not runs:
         return None
-    run = runs[0]
+    run = min(runs, key=lambda r: r.data.metrics["best_validation_log_loss"])
     model_uri = mlflow.search_logged_models([experiment.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'",
                                             output_format="list")[0].model_uri
     label = f"{run.data.tags['model']}-run-{run.info.run_id[:8]}"
@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--burst", type=float, default=30.0, help="seconds at twice capacity")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds at 80%% of capacity (0: no soak)")
     parser.add_argument("--no-network", action="store_true", help="skip serving the best network candidate beside it")
+    parser.add_argument("--compare-only", action="store_true", help="only the XGBoost and network candidates side by side")
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     state = Path(os.environ.get("MLSD_STATE_DIR", root / ".mlsd"))
@@ -143,6 +144,8 @@ def main() -> None:
 
     os.environ["MLSD_ONLINE_STORE_URL"] = store_url
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
+    if args.compare_only:
+        return compare_network(state, env, folder, bodies, body_file)
     stages = stage_costs(bodies)
     with contextlib.ExitStack() as stack:
         floor = stack.enter_context(serving("bench.floor_service:Floor", env={**env, "PYTHONPATH": str(root)},
@@ -189,12 +192,12 @@ def main() -> None:
                   f"{samples[0][2]:.0f} MiB at the start, {first:.0f} after the first minute, {last:.0f} at the end "
                   f"({(last - first) / first:+.1%} after the first minute; aim: 0 errors, under 10%)")
     if not args.no_network:
-        compare_network(root, env, folder, bodies, body_file)
+        compare_network(state, env, folder, bodies, body_file)
 
 
-def compare_network(root: Path, env: dict, folder: Path, bodies: list[bytes], body_file) -> None:
+def compare_network(state: Path, env: dict, folder: Path, bodies: list[bytes], body_file) -> None:
     """The service around the XGBoost candidate and around the best network candidate, measured in turn."""
-    built = [candidate_bento(root, ("xgboost",)), candidate_bento(root, ("deepfm", "dcn"))]
+    built = [candidate_bento(state, ("xgboost",)), candidate_bento(state, ("deepfm", "dcn"))]
     if None in built:
         print("\nthis run's MLflow experiment lacks an XGBoost or a network candidate: nothing to compare")
         return

@@ -83,9 +83,10 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
             GROUP, TRAINING_JOB,
             selection=group - daily_assets - dg.AssetSelection.assets(
                 "ad_click_batch_predictions", "ad_click_drift_report", "ad_click_fine_tuned_model"),
-            description="Time split, baseline and XGBoost, register the challenger, evaluate, promote it if it beats "
-            "the champion (the gate), package the champion as a bento and publish the online features. Run it after "
-            "the days are in; the weekly schedule and the drift sensor launch it too.",
+            description="Time split, baseline and the candidates (XGBoost, DeepFM, DCN-v2), register the one with the "
+            "lowest validation log loss as the challenger, evaluate, promote it if it beats the champion (the gate), "
+            "package the champion as a bento and publish the online features. Run it after the days are in; the "
+            "weekly schedule and the drift sensor launch it too.",
         ),
         case_job(
             GROUP, BATCH_SCORING_JOB,
@@ -140,7 +141,8 @@ CASE = CaseStudy(
     run_steps=(
         EveryPartition(DAILY_JOB, "ingest, validate and featurize", single_run=True),
         GatedTraining(TRAINING_JOB, PROMOTION_CHECK,
-                      "time split, baseline, XGBoost, registry, promotion, bento, online features"),
+                      "time split, baseline, candidates (XGBoost, DeepFM, DCN-v2), registry, promotion, bento, "
+                      "online features"),
         LatestPartition(BATCH_SCORING_JOB, "batch predictions"),
         LatestPartition(MONITORING_JOB, "drift report"),
     ),
