@@ -178,6 +178,9 @@ class CaseStudy:
     example_requests: Mapping[str, dict] = field(default_factory=dict)
     # Environment the served bento needs beyond its model (e.g. the online store), from the platform's settings.
     serving_env: typing.Callable[[Any], dict[str, str]] = field(default=lambda platform_settings: {})
+    # Assets the main command's run cannot materialize on every world, each with why and the test that does (the
+    # contract tests hold every other asset and check of the group to the run).
+    outside_the_run: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def env_prefix(self) -> str:

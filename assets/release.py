@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from assets.case import BentoSpec
-from assets.common import MODEL_VERSION_TAG, case_job, tag_run
+from assets.common import MODEL_VERSION_TAG, TRIGGER_TAG, case_job, tag_run
 from assets.resources import BentoPackager, MlflowTracking
 from models.promotion import PromotionPolicy, paired_bootstrap
 
@@ -290,6 +290,17 @@ def build_release_assets(
         )
 
     return [champion, bento_model, bento_asset]
+
+
+def gated_schedule(name: str, job_name: str, cron: str, description: str) -> dg.ScheduleDefinition:
+    """A schedule of a job that registers a challenger: stopped until turned on, its runs tagged as scheduled and
+    judged by the gate in non-inferiority mode (fresh data replaces a stale champion unless it is worse beyond the
+    margin)."""
+    return dg.ScheduleDefinition(
+        name=name, job_name=job_name, cron_schedule=cron, execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        tags={TRIGGER_TAG: "schedule", PROMOTION_MODE_TAG: "non_inferiority"}, description=description,
+    )
 
 
 def rollback_job(case: str):

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from assets.ad_click.continual import build_continual_assets, fine_tune_job, fine_tune_schedule
+from assets.ad_click.continual import fine_tuning
 from assets.ad_click.features import build_feature_assets
 from assets.ad_click.monitoring import build_ad_click_drift_sensor, build_monitoring_assets, build_retrain_schedule
 from assets.ad_click.raw import GROUP, build_raw_assets
@@ -17,6 +17,7 @@ from assets.ad_click.settings import AdClickSettings
 from assets.ad_click.streaming import ad_click_stream_consumer_job, ad_click_stream_consumer_schedule
 from assets.ad_click.training import REGISTERED_MODEL, build_training_assets
 from assets.common import case_job
+from assets.continual import build_fine_tune_assets, fine_tune_job, fine_tune_schedule
 from assets.case import CaseStudy, EveryPartition, GatedTraining, LatestPartition, Platform
 from assets.release import rollback_job
 from models.windows import parse_duration
@@ -65,7 +66,7 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
         serving = build_serving_assets(daily)
         monitoring = build_monitoring_assets(daily)
     training = build_training_assets(settings.candidate_models)
-    continual = build_continual_assets()
+    continual = fine_tuning(TRAINING_JOB)
     group = dg.AssetSelection.groups(GROUP)
     raw_tables = ("ad_click_users", "ad_click_ads", "ad_click_impressions")
     daily_assets = dg.AssetSelection.assets(
@@ -102,15 +103,15 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
             "live NCE. Run it after each day's ingestion; its alarms drive ad_click_drift_sensor.",
         ),
         rollback_job(GROUP),
-        fine_tune_job(),
+        fine_tune_job(continual),
     ]
-    definitions = [*raw, *features, *training, *continual, *serving, *monitoring]
+    definitions = [*raw, *features, *training, *build_fine_tune_assets(continual), *serving, *monitoring]
     return dg.Definitions(
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
         jobs=[*jobs, ad_click_stream_consumer_job],
         sensors=[build_ad_click_drift_sensor(TRAINING_JOB)],
-        schedules=[build_retrain_schedule(TRAINING_JOB), fine_tune_schedule(), ad_click_stream_consumer_schedule],
+        schedules=[build_retrain_schedule(TRAINING_JOB), fine_tune_schedule(continual), ad_click_stream_consumer_schedule],
         resources={
             "ad_click_source": source,
             "ad_click_time_split": AdClickTimeSplit(
@@ -154,4 +155,8 @@ CASE = CaseStudy(
         "/score": {"rows": [{"device": "mobile", "position": 1.0}]},
     },
     serving_env=lambda platform: {"MLSD_ONLINE_STORE_URL": platform.online_store_url},
+    outside_the_run={
+        "ad_click_fine_tuned_model": "needs a network champion and a day after its training data; "
+        "tests/pipeline/test_ad_click_continual.py runs ad_click_fine_tune_job",
+    },
 )

@@ -7,7 +7,7 @@ import polars as pl
 from assets.ad_click.raw import GROUP
 from assets.ad_click.training import REGISTERED_MODEL, split_rows
 from assets.monitoring import MonitoredDay, build_drift_report, build_drift_sensor
-from assets.release import PROMOTION_MODE_TAG
+from assets.release import gated_schedule
 from models.ad_click.features import LABEL
 from models.ad_click.monitoring import MONITORS, monitored_values
 from models.metrics import normalized_cross_entropy
@@ -57,14 +57,7 @@ def build_ad_click_drift_sensor(training_job_name: str):
 
 
 def build_retrain_schedule(training_job_name: str) -> dg.ScheduleDefinition:
-    return dg.ScheduleDefinition(
-        name="ad_click_weekly_retrain",
-        job_name=training_job_name,
-        cron_schedule="0 3 * * 1",
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.STOPPED,
-        # A scheduled retrain on fresh data replaces a stale champion unless it is worse beyond the margin.
-        tags={"mlsd/trigger": "schedule", PROMOTION_MODE_TAG: "non_inferiority"},
-        description="Retrain every Monday 03:00 UTC; the promotion gate (non-inferiority mode) decides whether the "
-        "champion moves.",
+    return gated_schedule(
+        "ad_click_weekly_retrain", training_job_name, "0 3 * * 1",
+        "Retrain every Monday 03:00 UTC; the promotion gate (non-inferiority mode) decides whether the champion moves.",
     )

@@ -200,13 +200,15 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
                 def progress(epoch):
                     context.log.info(f"{kind} epoch {epoch.epoch}: train log loss {epoch.train_log_loss:.5f}, "
                                      f"validation {epoch.validation_log_loss:.5f} ({epoch.seconds:.1f} s)")
+                    # Steps are hundredths of an epoch: MLflow's steps are whole numbers.
                     mlflow.log_metrics({"train_log_loss": epoch.train_log_loss,
-                                        "validation_log_loss": epoch.validation_log_loss}, step=epoch.epoch)
+                                        "validation_log_loss": epoch.validation_log_loss}, step=round(epoch.epoch * 100))
 
                 network, curve = train_click_net(train, validation, vocabularies, params, on_epoch=progress)
                 p_test = network.predict(design(test, vocabularies), network.encoder.id_codes(test.select(ID_COLUMNS)))
                 report = evaluate_predictions(train, test, p_test)
-                validation_log_loss = min(e.validation_log_loss for e in curve)
+                best = min(curve, key=lambda e: e.validation_log_loss)
+                validation_log_loss = best.validation_log_loss
                 images = {
                     **plots.classifier_curves(test[LABEL].to_numpy(), {kind: p_test}),
                     "learning_curve.png": plots.line_chart(
@@ -215,13 +217,14 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
                         f"{kind}: log loss per epoch", "epoch", "log loss"),
                 }
                 mlflow.log_metrics({f"test_{k}": v for k, v in report.items()} | {
-                    "best_validation_log_loss": validation_log_loss, "epochs": len(curve),
+                    "best_validation_log_loss": validation_log_loss, "best_epoch": best.epoch,
+                    "epochs_run": curve[-1].epoch,
                     "id_rows": sum(v.size for v in network.encoder.ids.values())})
                 log_plots(images)
                 info = log_deep_model(network, test.head(200))
             context.log.info(f"{kind}: validation log loss {validation_log_loss:.5f}; test {report}")
             return _candidate_result(mlflow_tracking, run, info, kind, validation_log_loss, report, images,
-                                     epochs=len(curve))
+                                     best_epoch=best.epoch, epochs_run=curve[-1].epoch)
 
         return network_model
 

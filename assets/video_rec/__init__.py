@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.common import case_job
 from assets.case import CaseStudy, GatedTraining, LatestPartition, Platform
-from assets.release import PROMOTION_MODE_TAG, rollback_job
+from assets.release import gated_schedule, rollback_job
 from assets.video_rec.monitoring import build_monitoring_assets, build_video_rec_drift_sensor
 from assets.video_rec.raw import GROUP, build_raw_assets
 from assets.video_rec.resources import VideoRecSource, VideoRecTimeSplit, VideoRecTraining
@@ -72,13 +72,8 @@ def build_definitions(platform: Platform, settings: VideoRecSettings) -> dg.Defi
         jobs=jobs,
         sensors=[build_video_rec_drift_sensor(TRAINING_JOB)],
         schedules=[
-            dg.ScheduleDefinition(
-                name="video_rec_weekly_retrain", job_name=TRAINING_JOB, cron_schedule="0 4 * * 1",
-                default_status=dg.DefaultScheduleStatus.STOPPED,
-                # Fresh data replaces a stale champion unless it is worse beyond the margin.
-                tags={"mlsd/trigger": "schedule", PROMOTION_MODE_TAG: "non_inferiority"},
-                description="Retrain the recommender weekly: tastes drift and new videos need their ids learned.",
-            )
+            gated_schedule("video_rec_weekly_retrain", TRAINING_JOB, "0 4 * * 1",
+                           "Retrain the recommender weekly: tastes drift and new videos need their ids learned."),
         ],
         resources={
             "video_rec_source": source,

@@ -6,19 +6,14 @@ import polars as pl
 import pytest
 
 from models.ad_click.deep import DeepParams, IdVocabulary, design, fine_tune, train_click_net
-from models.ad_click.features import ID_COLUMNS, LABEL, point_in_time_features
-from models.ad_click.simulator import SimulationConfig, simulate
-from models.ad_click.train import CategoryEncoder, TimeSplit
+from models.ad_click.features import ID_COLUMNS, LABEL
+from models.ad_click.train import CategoryEncoder
 from models.metrics import binary_report
 
 
 @pytest.fixture(scope="module")
-def splits():
-    world = simulate(SimulationConfig(n_days=12, n_users=3_000, n_ads=200, n_advertisers=30, impressions_per_day=10_000))
-    features = point_in_time_features(world.impressions, world.users, world.ads)
-    labelled = TimeSplit(warmup_days=3, validation="2d", test="2d").assign(features)
-    labelled = labelled.join(world.oracle.select("impression_id", "p_click"), on="impression_id")
-    train, validation, test = (labelled.filter(pl.col("split") == s) for s in ("train", "validation", "test"))
+def splits(ad_click_splits):
+    train, validation, test = ad_click_splits
     return train, validation, test, CategoryEncoder.fit(train).vocabularies
 
 

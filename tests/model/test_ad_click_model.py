@@ -4,19 +4,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.ad_click.features import LABEL, point_in_time_features
-from models.ad_click.simulator import SimulationConfig, simulate
-from models.ad_click.train import TimeSplit, XGBoostParams, predict_xgboost, train_xgboost
+from models.ad_click.features import LABEL
+from models.ad_click.train import XGBoostParams, predict_xgboost, train_xgboost
 from models.metrics import binary_report
 
 
 @pytest.fixture(scope="module")
-def trained():
-    world = simulate(SimulationConfig(n_days=12, n_users=3_000, n_ads=200, n_advertisers=30, impressions_per_day=10_000))
-    features = point_in_time_features(world.impressions, world.users, world.ads)
-    labelled = TimeSplit(warmup_days=3, validation="2d", test="2d").assign(features)
-    labelled = labelled.join(world.oracle.select("impression_id", "p_click"), on="impression_id")
-    train, validation, test = (labelled.filter(pl.col("split") == s) for s in ("train", "validation", "test"))
+def trained(ad_click_splits):
+    train, validation, test = ad_click_splits
     booster, encoder, curve = train_xgboost(train, validation, XGBoostParams(num_boost_round=400))
     return train, test, booster, encoder, curve
 

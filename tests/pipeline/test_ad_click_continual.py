@@ -1,13 +1,13 @@
-"""Continual learning: the daily fine-tune job trains the champion network further on the days since it last
-learned, registers it as the challenger, judges it on the newest day in non-inferiority mode, and refuses a GBDT."""
+"""Continual learning (the shared kit, assets/continual.py, as ad click uses it): the daily fine-tune job trains the
+champion network further on the days since it last learned, registers it as the challenger, judges it on the newest
+day in non-inferiority mode, and refuses a GBDT."""
 
 from types import SimpleNamespace
 
 import dagster as dg
 import mlflow
-import pytest
 
-from assets.ad_click.continual import FINE_TUNE_CHECK, FINE_TUNE_JOB
+FINE_TUNE_JOB, FINE_TUNE_CHECK = "ad_click_fine_tune_job", "ad_click_fine_tune_not_worse"
 from orchestration.definitions import build_definitions
 from tests.conftest import copy_run
 
@@ -85,30 +85,3 @@ def test_the_champion_network_is_fine_tuned_judged_on_the_newest_day_and_a_gbdt_
         assert bento.metadata["mlflow_version"].value == tuned.version
         again = _fine_tune(defs, copy.instance)
         assert "nothing new to learn" in _failure(again)
-
-
-@pytest.mark.parametrize(
-    "days, trained_through, fresh, holdout",
-    [
-        (["01", "02", "03", "04", "05"], "02", ["03", "04"], "05"),
-        (["03", "01", "05", "04"], "01", ["03", "04"], "05"),  # any order, gaps kept as they are
-    ],
-)
-def test_the_fine_tune_window_learns_the_days_after_the_model_and_holds_out_the_newest(days, trained_through, fresh, holdout):
-    from datetime import date
-
-    from assets.ad_click.continual import fine_tune_window
-
-    def day(d):
-        return date(2026, 1, int(d))
-
-    assert fine_tune_window([day(d) for d in days], day(trained_through)) == ([day(d) for d in fresh], day(holdout))
-
-
-def test_nothing_new_to_learn_is_an_error_that_says_what_to_do():
-    from datetime import date
-
-    from assets.ad_click.continual import fine_tune_window
-
-    with pytest.raises(ValueError, match="nothing new to learn.*ingest the next day"):
-        fine_tune_window([date(2026, 1, 4), date(2026, 1, 5)], date(2026, 1, 4))
