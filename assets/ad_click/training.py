@@ -187,7 +187,7 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
             import mlflow
 
             from models import plots
-            from models.ad_click.deep import DeepParams, design, train_click_net
+            from models.ad_click.deep import DeepParams, calibrate, design, train_click_net
             from models.ad_click.model import log_deep_model
             from models.ad_click.train import CategoryEncoder
 
@@ -205,6 +205,9 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
                                         "validation_log_loss": epoch.validation_log_loss}, step=round(epoch.epoch * 100))
 
                 network, curve = train_click_net(train, validation, vocabularies, params, on_epoch=progress)
+                calibration = calibrate(network, validation)
+                context.log.info(f"{kind} Platt scaling {'kept' if calibration.kept else 'not kept'}: later half of "
+                                 f"validation log loss {calibration.log_loss_before:.5f} -> {calibration.log_loss_after:.5f}")
                 p_test = network.predict(design(test, vocabularies), network.encoder.id_codes(test.select(ID_COLUMNS)))
                 report = evaluate_predictions(train, test, p_test)
                 best = min(curve, key=lambda e: e.validation_log_loss)
@@ -218,13 +221,19 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
                 }
                 mlflow.log_metrics({f"test_{k}": v for k, v in report.items()} | {
                     "best_validation_log_loss": validation_log_loss, "best_epoch": best.epoch,
-                    "epochs_run": curve[-1].epoch,
+                    "epochs_run": curve[-1].epoch, "calibration_scale": network.calibration[0],
+                    "calibration_shift": network.calibration[1],
+                    "calibration_check_log_loss_before": calibration.log_loss_before,
+                    "calibration_check_log_loss_after": calibration.log_loss_after,
                     "id_rows": sum(v.size for v in network.encoder.ids.values())})
                 log_plots(images)
                 info = log_deep_model(network, test.head(200))
             context.log.info(f"{kind}: validation log loss {validation_log_loss:.5f}; test {report}")
             return _candidate_result(mlflow_tracking, run, info, kind, validation_log_loss, report, images,
-                                     best_epoch=best.epoch, epochs_run=curve[-1].epoch)
+                                     best_epoch=best.epoch, epochs_run=curve[-1].epoch,
+                                     platt_scaling="kept" if calibration.kept else "not kept (no gain on held-out "
+                                     "validation rows)", calibration_scale=network.calibration[0],
+                                     calibration_shift=network.calibration[1])
 
         return network_model
 

@@ -253,21 +253,28 @@ class DeepClickModel:
     net: ClickNet
     encoder: DeepEncoder
     params: DeepParams
+    # Platt scaling of the network's log-odds, sigmoid(scale * z + shift); (1, 0) when it did not help (calibrate).
+    calibration: tuple[float, float] = (1.0, 0.0)
 
-    def predict(self, matrix: np.ndarray, id_codes: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
+    def logits(self, matrix: np.ndarray, id_codes: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
         self.net.eval()
         out = []
         with torch.inference_mode():
             for start in range(0, matrix.shape[0], batch_size):
                 inputs = self.encoder.inputs(matrix[start:start + batch_size], id_codes[start:start + batch_size])
-                out.append(torch.sigmoid(self.net(inputs)).numpy())
+                out.append(self.net(inputs).numpy())
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+    def predict(self, matrix: np.ndarray, id_codes: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
+        scale, shift = self.calibration
+        return 1.0 / (1.0 + np.exp(-(scale * self.logits(matrix, id_codes, batch_size) + shift)))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.net.state_dict(), folder / "net.pt")
         (folder / "encoder.json").write_text(json.dumps(self.encoder.state()))
         (folder / "params.json").write_text(json.dumps(asdict(self.params)))
+        (folder / "calibration.json").write_text(json.dumps(list(self.calibration)))
 
     @classmethod
     def load(cls, folder: Path) -> DeepClickModel:
@@ -276,7 +283,8 @@ class DeepClickModel:
         net = ClickNet(params.kind, encoder.field_sizes, encoder.dense_width, params)
         net.load_state_dict(torch.load(folder / "net.pt", weights_only=True))
         net.eval()
-        return cls(net, encoder, params)
+        calibration = folder / "calibration.json"
+        return cls(net, encoder, params, tuple(json.loads(calibration.read_text())) if calibration.exists() else (1.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -288,6 +296,63 @@ class Epoch:
     train_log_loss: float
     validation_log_loss: float
     seconds: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Whether Platt scaling helped: fitted on the first half of the validation rows (by time), judged on the second."""
+
+    scale: float
+    shift: float
+    log_loss_before: float  # on the second half, the network as trained
+    log_loss_after: float  # on the second half, with the scaling fitted on the first
+    kept: bool
+
+
+def _platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The (scale, shift) minimising the log loss of sigmoid(scale * z + shift): Newton's method on two parameters,
+    each step halved until the loss falls (a full step can overshoot on log-odds far from calibrated)."""
+    scale, shift = 1.0, 0.0
+    loss = _log_loss_of(z, y)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(scale * z + shift)))
+        gradient = np.array([np.sum((p - y) * z), np.sum(p - y)])
+        w = p * (1 - p)
+        hessian = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        for _ in range(40):
+            trial = _log_loss_of(z, y, scale - step[0], shift - step[1])
+            if trial <= loss:
+                break
+            step = step / 2
+        else:
+            break
+        scale, shift, improved = scale - step[0], shift - step[1], loss - trial
+        loss = trial
+        if improved < 1e-12:
+            break
+    return float(scale), float(shift)
+
+
+def _log_loss_of(z: np.ndarray, y: np.ndarray, scale: float = 1.0, shift: float = 0.0) -> float:
+    p = np.clip(1.0 / (1.0 + np.exp(-(scale * z + shift))), 1e-12, 1 - 1e-12)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def calibrate(model: DeepClickModel, validation: pl.DataFrame) -> Calibration:
+    """Platt scaling where it helps: fitted on the earlier half of the validation rows and kept (refitted on all of
+    them) only if it lowers the log loss of the later half, which it did not see. Early stopping on the log loss
+    already calibrates a network roughly; this corrects what is left, such as a base rate that moved."""
+    ordered = validation.sort("ts")
+    z = model.logits(design(ordered, model.encoder.vocabularies), model.encoder.id_codes(ordered.select(ID_COLUMNS)))
+    y = ordered[LABEL].to_numpy().astype(np.float64)
+    half = len(y) // 2
+    scale, shift = _platt(z[:half], y[:half])
+    before, after = _log_loss_of(z[half:], y[half:]), _log_loss_of(z[half:], y[half:], scale, shift)
+    kept = after < before
+    if kept:
+        model.calibration = _platt(z, y)
+    return Calibration(*model.calibration, before, after, kept) if kept else Calibration(scale, shift, before, after, False)
 
 
 def design(frame: pl.DataFrame, vocabularies: dict[str, list[str]]) -> np.ndarray:
@@ -329,7 +394,8 @@ def fine_tune(
     its encoders unchanged (a new id lands in a hashed row, which this trains). The original is left as it was."""
     import copy
 
-    tuned = DeepClickModel(copy.deepcopy(model.net), model.encoder, model.params)
+    # The champion's calibration goes with it: the fresh rows are too few to refit it on.
+    tuned = DeepClickModel(copy.deepcopy(model.net), model.encoder, model.params, model.calibration)
     params = model.params
     held = _tensors(tuned, validation) if validation is not None and validation.height else None
     curve = _fit(tuned, _tensors(tuned, fresh), held, params.fine_tune_learning_rate, params.fine_tune_epochs,

@@ -80,6 +80,13 @@ def test_saved_and_logged_network_predicts_exactly_like_the_trained_one(splits, 
     expected = _predict(network, sample)
     network.save(tmp_path / "network")
     np.testing.assert_allclose(_predict(DeepClickModel.load(tmp_path / "network"), sample), expected, rtol=1e-6)
+    import dataclasses
+
+    calibrated = dataclasses.replace(network, calibration=(0.8, -0.1))  # Platt scaling travels with the model
+    calibrated.save(tmp_path / "calibrated")
+    np.testing.assert_allclose(_predict(DeepClickModel.load(tmp_path / "calibrated"), sample), _predict(calibrated, sample),
+                               rtol=1e-6)
+    assert not np.allclose(_predict(calibrated, sample), expected)
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
@@ -122,3 +129,32 @@ def test_the_logged_model_takes_rows_without_ids(splits, trained, tmp_path):
         info = log_deep_model(trained[0], test.head(100))
     p = mlflow.pyfunc.load_model(info.model_uri).predict(model_input(test.head(50).select(FEATURE_COLUMNS)))
     assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
+
+
+def test_platt_scaling_is_kept_only_where_it_helps_the_rows_it_did_not_see(splits, trained):
+    import dataclasses
+
+    from models.ad_click.deep import calibrate
+
+    _, validation, test, _ = splits
+    original = trained[0]
+    # A network whose log-odds are twice too steep: the scaling is kept, and brings them back near half.
+    steep = dataclasses.replace(original)
+    steep.logits = lambda matrix, codes, batch_size=65_536: 2.0 * original.logits(matrix, codes, batch_size)
+    result = calibrate(steep, validation)
+    assert result.kept and result.log_loss_after < result.log_loss_before and 0.35 < steep.calibration[0] < 0.65
+    y = test[LABEL].to_numpy()
+    uncalibrated = dataclasses.replace(steep, calibration=(1.0, 0.0))
+    uncalibrated.logits = steep.logits
+    assert binary_report(y, _predict(steep, test), 0.03)["log_loss"] < binary_report(y, _predict(uncalibrated, test), 0.03)["log_loss"]
+    assert original.calibration == (1.0, 0.0)  # the module's network is left as trained
+
+
+def test_platt_fit_recovers_a_known_scale_and_shift():
+    from models.ad_click.deep import _platt
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, 200_000)
+    y = (rng.random(z.size) < 1 / (1 + np.exp(-(0.5 * z - 1.0)))).astype(float)
+    scale, shift = _platt(z, y)
+    assert abs(scale - 0.5) < 0.02 and abs(shift + 1.0) < 0.03
