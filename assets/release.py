@@ -188,7 +188,7 @@ def register_challenger(context, case: str, mlflow_tracking: MlflowTracking, mod
     return str(version.version)
 
 
-def _move_champion(context, mlflow_tracking: MlflowTracking, model: str, challenger: str, action: str,
+def _move_champion(context, mlflow_tracking: MlflowTracking, model: str, challenger: str | None, action: str,
                    check: str) -> dg.MaterializeResult:
     client = mlflow_tracking.client()
     current = mlflow_tracking.alias_version(model, "champion")
