@@ -1,4 +1,5 @@
-"""Training data split by time, the logistic-regression baseline, the XGBoost model and their evaluation."""
+"""Training data split by time, the logistic-regression baseline, the candidates (XGBoost, DeepFM, DCN-v2), the
+challenger chosen among them on validation days, and their evaluation."""
 
 
 from datetime import datetime, time, timedelta, timezone
@@ -23,6 +24,7 @@ from expectations import ad_click as suites
 from models.ad_click.features import FEATURE_COLUMNS, ID_COLUMNS, LABEL
 from assets.ad_click.resources import AdClickSource, AdClickTimeSplit
 from assets.ad_click.settings import CANDIDATES  # what may become the challenger; each an asset ad_click_<name>_model
+from assets.continual import TRAINED_THROUGH_TAG
 from assets.release import register_challenger
 from assets.resources import MlflowTracking
 from models.ad_click.train import SPLITS, XGBoostParams, evaluate_predictions
@@ -48,8 +50,6 @@ def split_rows(frame: pl.DataFrame, name: str) -> pl.DataFrame:
 
 def _model_reference(**values) -> pl.DataFrame:
     return pl.DataFrame({k: [v] for k, v in values.items()})
-
-
 
 
 NETWORK_TITLES = {"deepfm": "DeepFM", "dcn": "DCN-v2"}
@@ -251,7 +251,7 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
         # The last day the model learned from (validation days only stopped it): a fine-tune goes on from there.
         trained_through = split_rows(ad_click_training_data, "train")["ts"].max().date().isoformat()
         version = register_challenger(context, GROUP, mlflow_tracking, chosen["model_uri"], REGISTERED_MODEL,
-                                      tags={"model_kind": chosen["kind"], "trained_through": trained_through})
+                                      tags={"model_kind": chosen["kind"], TRAINED_THROUGH_TAG: trained_through})
         choice = table.select("kind", "validation_log_loss", "test_nce").sort("validation_log_loss")
         context.log.info(f"challenger: {chosen['kind']} (lowest validation log loss), {REGISTERED_MODEL} v{version}")
         return dg.MaterializeResult(

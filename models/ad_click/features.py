@@ -58,6 +58,7 @@ ID_COLUMNS = ("user_id", "ad_id", "advertiser_id")
 NULLABLE_FEATURES = frozenset({"seconds_since_user_saw_ad"})
 _UTC = pl.Datetime("us", "UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 FEATURE_SCHEMA: dict[str, pl.DataType] = {
     **{c: pl.String for c in ("impression_id", "user_id", "ad_id", "advertiser_id", *CATEGORICAL_FEATURES)},
     "ts": _UTC,
@@ -99,7 +100,7 @@ def _age_bucket() -> pl.Expr:
     return pl.col("age").cut(list(AGE_BUCKET_EDGES), left_closed=True).cast(pl.String).alias("age_bucket")
 
 
-def label_and_click_time(columns, click_window: timedelta = DEFAULT_CLICK_WINDOW) -> list[pl.Expr]:
+def _label_and_click_time(columns, click_window: timedelta = DEFAULT_CLICK_WINDOW) -> list[pl.Expr]:
     """The label and `_click_us`, when each click became known (null for none), for a frame with `columns`."""
     if CLICK_TS in columns:
         click = pl.col(CLICK_TS)
@@ -114,7 +115,7 @@ def _events(impressions: pl.DataFrame, users: pl.DataFrame, ads: pl.DataFrame,
         impressions.lazy()
         .join(ads.lazy().select("ad_id", "advertiser_id", "category", "created_ts"), on="ad_id", how="left")
         .join(users.lazy().select("user_id", "age", "gender", "country", "signup_ts"), on="user_id", how="left")
-        .with_columns(*label_and_click_time(impressions.columns, click_window))
+        .with_columns(*_label_and_click_time(impressions.columns, click_window))
         .with_columns(
             _one=pl.lit(1, pl.UInt32),
             _ts_us=_epoch_us("ts"),
@@ -240,13 +241,13 @@ def online_snapshot(
     `ad` (attributes and counts), and one frame of counts per other entity of ENTITIES. An entity with no
     event in the last 7 days has no row: serving treats it as zero history, as the offline features do.
     """
-    as_of_us = int((as_of - _EPOCH).total_seconds() * 1_000_000)
+    as_of_us = (as_of - _EPOCH) // _MICROSECOND
 
     def shown_since(start: datetime) -> pl.Expr:
         return (pl.col("ts") >= start) & (pl.col("ts") < as_of)
 
     def clicked_since(start: datetime) -> pl.Expr:
-        start_us = int((start - _EPOCH).total_seconds() * 1_000_000)
+        start_us = (start - _EPOCH) // _MICROSECOND
         return (pl.col("_click_us") >= start_us) & (pl.col("_click_us") < as_of_us)
 
     events = _events(impressions, users, ads).filter(shown_since(as_of - LOOKBACK) | clicked_since(as_of - LOOKBACK))
