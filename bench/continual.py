@@ -19,8 +19,8 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
-from models.ad_click.deep import DeepParams, design, fine_tune, train_click_net
-from models.ad_click.features import ID_COLUMNS, LABEL, point_in_time_features
+from models.ad_click.deep import DeepParams, fine_tune, train_click_net
+from models.ad_click.features import LABEL, point_in_time_features
 from models.ad_click.simulator import SimulationConfig, simulate
 from models.ad_click.train import CategoryEncoder
 from models.metrics import normalized_cross_entropy
@@ -29,7 +29,7 @@ WARMUP_DAYS = 7
 
 
 def _scores(network, frame: pl.DataFrame) -> np.ndarray:
-    return network.predict(design(frame, network.encoder.vocabularies), network.encoder.id_codes(frame.select(ID_COLUMNS)))
+    return network.predict_frame(frame)
 
 
 def _train(days: dict, through: int, params: DeepParams):

@@ -19,8 +19,7 @@ def _known(context, rows: pl.DataFrame) -> pl.DataFrame:
 def _tune(context, champion_uri: str, fresh: pl.DataFrame, holdout: pl.DataFrame) -> Tuned:
     import mlflow
 
-    from models.ad_click.deep import design, fine_tune
-    from models.ad_click.features import ID_COLUMNS
+    from models.ad_click.deep import fine_tune
     from models.ad_click.model import log_deep_model
     from models.ad_click.train import evaluate_predictions
 
@@ -32,7 +31,7 @@ def _tune(context, champion_uri: str, fresh: pl.DataFrame, holdout: pl.DataFrame
 
     tuned, curve = fine_tune(network, fresh, on_epoch=progress)
     mlflow.log_params({"learning_rate": network.params.fine_tune_learning_rate, "epochs": network.params.fine_tune_epochs})
-    p = tuned.predict(design(holdout, tuned.encoder.vocabularies), tuned.encoder.id_codes(holdout.select(ID_COLUMNS)))
+    p = tuned.predict_frame(holdout)
     report = evaluate_predictions(fresh, holdout, p)
     mlflow.log_metrics({f"holdout_{k}": v for k, v in report.items()})
     info = log_deep_model(tuned, holdout.head(200))

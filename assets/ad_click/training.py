@@ -21,7 +21,7 @@ from assets.common import (
     suite_check,
 )
 from expectations import ad_click as suites
-from models.ad_click.features import FEATURE_COLUMNS, ID_COLUMNS, LABEL
+from models.ad_click.features import FEATURE_COLUMNS, LABEL
 from assets.ad_click.resources import AdClickSource, AdClickTimeSplit
 from assets.ad_click.settings import CANDIDATES  # what may become the challenger; each an asset ad_click_<name>_model
 from assets.continual import TRAINED_THROUGH_TAG
@@ -187,7 +187,7 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
             import mlflow
 
             from models import plots
-            from models.ad_click.deep import DeepParams, calibrate, design, train_click_net
+            from models.ad_click.deep import DeepParams, calibrate, train_click_net
             from models.ad_click.model import log_deep_model
             from models.ad_click.train import CategoryEncoder
 
@@ -208,7 +208,7 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
                 calibration = calibrate(network, validation)
                 context.log.info(f"{kind} Platt scaling {'kept' if calibration.kept else 'not kept'}: later half of "
                                  f"validation log loss {calibration.log_loss_before:.5f} -> {calibration.log_loss_after:.5f}")
-                p_test = network.predict(design(test, vocabularies), network.encoder.id_codes(test.select(ID_COLUMNS)))
+                p_test = network.predict_frame(test)
                 report = evaluate_predictions(train, test, p_test)
                 best = min(curve, key=lambda e: e.validation_log_loss)
                 validation_log_loss = best.validation_log_loss

@@ -269,6 +269,13 @@ class DeepClickModel:
         scale, shift = self.calibration
         return 1.0 / (1.0 + np.exp(-(scale * self.logits(matrix, id_codes, batch_size) + shift)))
 
+    def inputs_of(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(design matrix, id codes) of feature rows with their ids: the batch path's inputs."""
+        return design(frame, self.encoder.vocabularies), self.encoder.id_codes(frame.select(ID_COLUMNS))
+
+    def predict_frame(self, frame: pl.DataFrame) -> np.ndarray:
+        return self.predict(*self.inputs_of(frame))
+
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.net.state_dict(), folder / "net.pt")
@@ -344,7 +351,7 @@ def calibrate(model: DeepClickModel, validation: pl.DataFrame) -> Calibration:
     them) only if it lowers the log loss of the later half, which it did not see. Early stopping on the log loss
     already calibrates a network roughly; this corrects what is left, such as a base rate that moved."""
     ordered = validation.sort("ts")
-    z = model.logits(design(ordered, model.encoder.vocabularies), model.encoder.id_codes(ordered.select(ID_COLUMNS)))
+    z = model.logits(*model.inputs_of(ordered))
     y = ordered[LABEL].to_numpy().astype(np.float64)
     half = len(y) // 2
     scale, shift = _platt(z[:half], y[:half])
@@ -470,9 +477,9 @@ def _fit(model: DeepClickModel, train: tuple[DeepInputs, torch.Tensor], validati
             else:
                 waited += 1
                 if waited >= patience:
-                    net.load_state_dict(best_state)
-                    net.eval()
-                    return curve
+                    break
+        if validation is not None and waited >= patience:
+            break
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()

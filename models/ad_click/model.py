@@ -42,13 +42,10 @@ def log_xgboost_model(booster, encoder, example: pl.DataFrame):
 
 def log_deep_model(network, example: pl.DataFrame):
     """Logs a DeepFM/DCN network (models.ad_click.deep.DeepClickModel) as a pyfunc model; returns the ModelInfo."""
-    from models.ad_click.deep import design
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "network"
         network.save(folder)
-        predictions = network.predict(design(example, network.encoder.vocabularies),
-                                      network.encoder.id_codes(example.select(ID_COLUMNS)))
+        predictions = network.predict_frame(example)
         return _log({"network": str(folder)}, example, predictions, "torch")
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.ad_click.deep import DeepParams, IdVocabulary, design, fine_tune, train_click_net
+from models.ad_click.deep import DeepParams, IdVocabulary, fine_tune, train_click_net
 from models.ad_click.features import ID_COLUMNS, LABEL
 from models.ad_click.train import CategoryEncoder
 from models.metrics import binary_report
@@ -26,7 +26,7 @@ def trained(request, splits):
 
 
 def _predict(network, frame):
-    return network.predict(design(frame, network.encoder.vocabularies), network.encoder.id_codes(frame.select(ID_COLUMNS)))
+    return network.predict_frame(frame)
 
 
 def test_networks_beat_the_background_and_stay_near_the_oracle(splits, trained):
