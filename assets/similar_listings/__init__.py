@@ -1,0 +1,83 @@
+"""Similar listings (book ch. 9): listing embeddings learned from search sessions (skip-gram with the booked listing
+as a global context and hard negatives from the same city), an HNSW index with cold-start embeddings for new
+listings, judged by the mean rank of the booked listing against popularity and co-occurrence."""
+
+import dagster as dg
+
+from assets.case import CaseStudy, GatedTraining, Platform
+from assets.common import case_job
+from assets.release import gated_schedule, rollback_job
+from assets.similar_listings.raw import GROUP, build_raw_assets
+from assets.similar_listings.resources import SimilarListingsSource, SimilarListingsTimeSplit, SimilarListingsTraining
+from assets.similar_listings.serving import BENTO, PROMOTION_CHECK, build_serving_assets
+from assets.similar_listings.settings import SimilarListingsSettings
+from assets.similar_listings.training import REGISTERED_MODEL, build_training_assets
+
+TRAINING_JOB = "similar_listings_training_job"
+ROLLBACK_JOB = "similar_listings_rollback_job"
+
+
+def build_source(platform: Platform, settings: SimilarListingsSettings) -> SimilarListingsSource:
+    return SimilarListingsSource(
+        raw_dir=settings.raw_dir, raw_dir_setting="MLSD_SIMILAR_LISTINGS_RAW_DIR",
+        landing_dir=platform.landing_dir(GROUP), start_date=settings.start_date.isoformat(), days=settings.days,
+        seed=settings.seed, cities=settings.cities, listings=settings.listings,
+        new_listings_per_day=settings.new_listings_per_day, guests=settings.guests,
+        sessions_per_day=settings.sessions_per_day,
+    )
+
+
+def build_definitions(platform: Platform, settings: SimilarListingsSettings) -> dg.Definitions:
+    definitions = [*build_raw_assets(), *build_training_assets(), *build_serving_assets()]
+    jobs = [
+        case_job(
+            GROUP, TRAINING_JOB, selection=dg.AssetSelection.groups(GROUP),
+            description="Ingest and validate listings and sessions; split by time; train the book's skip-gram and "
+            "gensim's plain one; index every listing (cold-start embeddings for new ones); register and evaluate "
+            "the challenger; promote it if it beats the champion (the gate); package the bento. The weekly "
+            "schedule launches it too.",
+        ),
+        rollback_job(GROUP),
+    ]
+    return dg.Definitions(
+        assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
+        asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
+        jobs=jobs,
+        schedules=[
+            gated_schedule("similar_listings_weekly_retrain", TRAINING_JOB, "0 3 * * 1",
+                           "Retrain the listing embeddings weekly from scratch: new listings need sessions of their "
+                           "own to leave the cold-start embedding."),
+        ],
+        resources={
+            "similar_listings_source": build_source(platform, settings),
+            "similar_listings_time_split": SimilarListingsTimeSplit(validation_window=settings.validation_window,
+                                                                    test_window=settings.test_window),
+            "similar_listings_training": SimilarListingsTraining(dim=settings.dim, epochs=settings.epochs,
+                                                                 min_clicks=settings.min_clicks),
+        },
+    )
+
+
+CASE = CaseStudy(
+    name=GROUP,
+    chapter=9,
+    title="Similar listings",
+    predicts="listings similar to the one a guest views",
+    metric="mean rank of the booked listing (lower is better)",
+    serving="online",
+    settings_type=SimilarListingsSettings,
+    small=dict(days=12, listings=800, new_listings_per_day=8, guests=1_500, sessions_per_day=250,
+               validation_window="2d", test_window="3d", epochs=4),
+    build_definitions=build_definitions,
+    registered_model=REGISTERED_MODEL,
+    evaluation_asset="similar_listings_evaluation",
+    training_job=TRAINING_JOB,
+    rollback_job=ROLLBACK_JOB,
+    promotion_check=PROMOTION_CHECK,
+    run_steps=(
+        GatedTraining(TRAINING_JOB, PROMOTION_CHECK, "ingest, validate, split, skip-gram embeddings, gensim reference, "
+                      "ANN index, registry, evaluation, promotion, bento"),
+    ),
+    bento=BENTO,
+    example_requests={"/similar": {"listing_id": "L000001", "k": 5}},
+)
