@@ -10,8 +10,9 @@ A case gives a `FineTuning`: its registered model, the daily asset of labelled r
 fine-tuned, and three functions (the rows whose labels are known, the fine-tune itself, the gate's scorer).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -55,6 +56,9 @@ class FineTuning:
     unit: str
     kinds: frozenset[str] = frozenset({"pytorch", "mlflow"})
     resources: frozenset[str] = frozenset()  # what `known`, `tune` and `score` read from context.resources
+    # More assets `tune` and `score` read (argument name -> asset), passed to them as keyword arguments: what the
+    # rows alone do not carry (similar listings: the listings, new ones included).
+    inputs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def asset_name(self) -> str:
@@ -93,9 +97,11 @@ def build_fine_tune_assets(spec: FineTuning) -> list:
 
     needs = {"mlflow_tracking", *spec.resources}
 
+    more = {name: dg.AssetIn(asset) for name, asset in spec.inputs.items()}
+
     @dg.asset(name=spec.asset_name, group_name=spec.case, kinds=set(spec.kinds),
-              ins={"rows": dg.AssetIn(spec.rows_asset)}, required_resource_keys=needs)
-    def fine_tuned_model(context: dg.AssetExecutionContext, rows) -> dg.MaterializeResult:
+              ins={"rows": dg.AssetIn(spec.rows_asset), **more}, required_resource_keys=needs)
+    def fine_tuned_model(context: dg.AssetExecutionContext, rows, **inputs) -> dg.MaterializeResult:
         """The champion trained further on the days since it last learned, registered as the challenger; a champion
         of a kind that cannot be fine-tuned (a GBDT) is refused with the job that retrains it."""
         model, mlflow_tracking = spec.registered_model, context.resources.mlflow_tracking
@@ -124,7 +130,7 @@ def build_fine_tune_assets(spec: FineTuning) -> list:
 
             mlflow.log_params({"fine_tuned_from": champion, "fresh_days": len(fresh_days), "fresh_rows": fresh.height,
                                "holdout_day": str(holdout)})
-            tuned = spec.tune(context, f"models:/{model}/{champion}", fresh, holdout_rows)
+            tuned = spec.tune(context, f"models:/{model}/{champion}", fresh, holdout_rows, **inputs)
         trained_through = fresh_days[-1]
         version = register_challenger(
             context, spec.case, mlflow_tracking, tuned.model_uri, model,
@@ -147,17 +153,7 @@ def build_fine_tune_assets(spec: FineTuning) -> list:
             },
         )
 
-    @dg.asset_check(
-        name=spec.check_name,
-        asset=fine_tuned_model,
-        blocking=True,
-        additional_ins={"rows": dg.AssetIn(spec.rows_asset)},
-        required_resource_keys={*needs, "promotion"},
-        description="The fine-tuned challenger against the champion on the newest day (the holdout neither learned "
-        "from), in non-inferiority mode: a day's fine-tune rarely wins by a significant margin, but must never be "
-        "worse beyond the tolerance.",
-    )
-    def fine_tune_not_worse(context: dg.AssetCheckExecutionContext, rows) -> dg.AssetCheckResult:
+    def fine_tune_not_worse(context: dg.AssetCheckExecutionContext, rows, **inputs) -> dg.AssetCheckResult:
         mlflow_tracking, promotion = context.resources.mlflow_tracking, context.resources.promotion
         challenger = mlflow_tracking.alias_version(spec.registered_model, "challenger")
         trained_through = mlflow_tracking.client().get_model_version(spec.registered_model, challenger).tags[
@@ -167,7 +163,22 @@ def build_fine_tune_assets(spec: FineTuning) -> list:
         last_learned = frame.filter(_DAY == date.fromisoformat(trained_through))
         policy = replace(spec.policy, mode="non_inferiority")
         return gate(context, spec.case, mlflow_tracking, promotion, spec.registered_model, challenger, policy,
-                    lambda version: spec.score(context, version, holdout_rows, last_learned), unit=spec.unit)
+                    lambda version: spec.score(context, version, holdout_rows, last_learned, **inputs), unit=spec.unit)
+
+    # Dagster reads a check's inputs from its signature (no **kwargs there): declare each of the case's by name.
+    parameters = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in ("context", "rows", *more)]
+    fine_tune_not_worse.__signature__ = inspect.Signature(parameters)
+    fine_tune_not_worse.__annotations__ = {}
+    fine_tune_not_worse = dg.asset_check(
+        name=spec.check_name,
+        asset=fine_tuned_model,
+        blocking=True,
+        additional_ins={"rows": dg.AssetIn(spec.rows_asset), **more},
+        required_resource_keys={*needs, "promotion"},
+        description="The fine-tuned challenger against the champion on the newest day (the holdout neither learned "
+        "from), in non-inferiority mode: a day's fine-tune rarely wins by a significant margin, but must never be "
+        "worse beyond the tolerance.",
+    )(fine_tune_not_worse)
 
     return [fine_tuned_model, fine_tune_not_worse]
 

@@ -6,7 +6,9 @@ import dagster as dg
 
 from assets.case import CaseStudy, GatedTraining, Platform
 from assets.common import case_job
+from assets.continual import build_fine_tune_assets, fine_tune_job, fine_tune_schedule
 from assets.release import gated_schedule, rollback_job
+from assets.similar_listings.continual import fine_tuning
 from assets.similar_listings.raw import GROUP, build_raw_assets
 from assets.similar_listings.resources import SimilarListingsSource, SimilarListingsTimeSplit, SimilarListingsTraining
 from assets.similar_listings.serving import BENTO, PROMOTION_CHECK, build_serving_assets
@@ -28,15 +30,18 @@ def build_source(platform: Platform, settings: SimilarListingsSettings) -> Simil
 
 
 def build_definitions(platform: Platform, settings: SimilarListingsSettings) -> dg.Definitions:
-    definitions = [*build_raw_assets(), *build_training_assets(), *build_serving_assets()]
+    continual = fine_tuning(TRAINING_JOB)
+    definitions = [*build_raw_assets(), *build_training_assets(), *build_fine_tune_assets(continual),
+                   *build_serving_assets()]
     jobs = [
         case_job(
-            GROUP, TRAINING_JOB, selection=dg.AssetSelection.groups(GROUP),
+            GROUP, TRAINING_JOB, selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets(continual.asset_name),
             description="Ingest and validate listings and sessions; split by time; train the book's skip-gram and "
             "gensim's plain one; index every listing (cold-start embeddings for new ones); register and evaluate "
             "the challenger; promote it if it beats the champion (the gate); package the bento. The weekly "
             "schedule launches it too.",
         ),
+        fine_tune_job(continual),
         rollback_job(GROUP),
     ]
     return dg.Definitions(
@@ -47,6 +52,7 @@ def build_definitions(platform: Platform, settings: SimilarListingsSettings) -> 
             gated_schedule("similar_listings_weekly_retrain", TRAINING_JOB, "0 3 * * 1",
                            "Retrain the listing embeddings weekly from scratch: new listings need sessions of their "
                            "own to leave the cold-start embedding."),
+            fine_tune_schedule(continual),
         ],
         resources={
             "similar_listings_source": build_source(platform, settings),
@@ -80,4 +86,8 @@ CASE = CaseStudy(
     ),
     bento=BENTO,
     example_requests={"/similar": {"listing_id": "L000001", "k": 5}},
+    outside_the_run={
+        "similar_listings_fine_tuned_model": "needs a champion and a day after its training data; "
+        "tests/pipeline/test_similar_listings_pipeline.py runs similar_listings_fine_tune_job",
+    },
 )

@@ -73,6 +73,6 @@ def build_serving_assets() -> list:
 
     release = build_release_assets(
         GROUP, REGISTERED_MODEL, "similar_listings_model", "similar_listings_evaluation", PROMOTION_CHECK, BENTO,
-        "The similar listings service",
+        "The similar listings service", more_challengers=("similar_listings_fine_tuned_model",),
     )
     return [similar_listings_challenger_beats_champion, *release]

@@ -89,7 +89,7 @@ def build_training_assets() -> list:
 
         from models import plots
         from models.similar_listings.data import Catalogue, evaluation_cases, sentences, sessions_between
-        from models.similar_listings.evaluation import report
+        from models.similar_listings.evaluation import booked_ranks
         from models.similar_listings.similarity import Embeddings
         from models.similar_listings.skipgram import train
 
@@ -98,12 +98,11 @@ def build_training_assets() -> list:
         fit_sessions = sessions_between(sessions, None, cutoffs.validation_start)
         validation_catalogue = Catalogue.from_listings(listings, cutoffs.test_start)
         validation_cases = evaluation_cases(sessions_between(sessions, cutoffs.validation_start, cutoffs.test_start),
-                                            validation_catalogue)
-        no_new = np.zeros(len(validation_catalogue), dtype=bool)
+                                            validation_catalogue, max_next_clicks=0)
 
         def validate(ids, centre, context_vectors) -> float:
             embeddings = Embeddings.likelihood(validation_catalogue, ids, centre, context_vectors)
-            return report(embeddings, validation_cases, validation_catalogue, no_new)[0]["mean_booked_rank"]
+            return float(booked_ranks(embeddings, validation_cases).mean())
 
         with mlflow_tracking.start_run(EXPERIMENT, "skipgram", {"model": "skipgram", "model_kind": "skipgram"}) as run:
             chosen = train(sentences(fit_sessions), listings, config, validate, progress=context.log.info)
@@ -149,12 +148,10 @@ def build_training_assets() -> list:
                     "sessions before the test window, learned from sessions before the validation window, and the "
                     "refit ends before the test window.")
     def similar_listings_no_leakage(similar_listings_skipgram: pl.DataFrame) -> dg.AssetCheckResult:
+        from models.similar_listings.data import leakage_audit
+
         row = similar_listings_skipgram.row(0, named=True)
-        audit = pl.DataFrame({
-            "input": ["sessions the epochs were chosen with", "sessions of the refit"],
-            "last_ts": [row["fit_last_ts"], row["refit_last_ts"]],
-            "must_end_before": [row["validation_start"], row["test_start"]],
-        })
+        audit = leakage_audit(row["fit_last_ts"], row["refit_last_ts"], row["validation_start"], row["test_start"])
         return suite_check(audit, suites.leakage_suite(), audit=dg.MetadataValue.md(frame_markdown(audit)))
 
     @dg.asset(group_name=GROUP, kinds={"gensim", "mlflow"},
@@ -206,7 +203,7 @@ def build_training_assets() -> list:
         import mlflow
 
         from models.ann import AnnIndex, recall_at_k
-        from models.similar_listings.service_model import INDEX_PARAMS, SimilarListings
+        from models.similar_listings.service_model import SimilarListings, index_params, indexed_items, indexed_queries
 
         run_id = str(similar_listings_skipgram["run_id"][0])
         trained = load_trained(mlflow_tracking, run_id)
@@ -215,20 +212,21 @@ def build_training_assets() -> list:
         model = SimilarListings.build(listings, trained, as_of)
         build_seconds = time.perf_counter() - started
         embeddings = model.embeddings
-        exact = AnnIndex.build(embeddings.items, np.arange(len(model.catalogue)), None)
+        exact = AnnIndex.build(indexed_items(embeddings.items), np.arange(len(model.catalogue)), None)
         rng = np.random.default_rng(0)
         probe = rng.choice(len(model.catalogue), min(2_000, len(model.catalogue)), replace=False)
         k = min(20, len(model.catalogue))
         started = time.perf_counter()
-        _, approximate = model.index.search_positions(embeddings.queries[probe], k)
+        _, approximate = model.index.search_positions(indexed_queries(embeddings.queries[probe]), k)
         ann_qps = len(probe) / (time.perf_counter() - started)
         started = time.perf_counter()
-        _, truth = exact.search_positions(embeddings.queries[probe], k)
+        _, truth = exact.search_positions(indexed_queries(embeddings.queries[probe]), k)
         exact_qps = len(probe) / (time.perf_counter() - started)
         recall = recall_at_k(approximate, truth)
         cold = int((~embeddings.learned).sum())
         with mlflow_tracking.start_run(EXPERIMENT, "ann-index", {"model": "ann_index", "skipgram_run": run_id}) as run:
-            mlflow.log_params({**vars(INDEX_PARAMS), "listings": len(model.catalogue), "dim": embeddings.items.shape[1],
+            params = index_params(len(model.catalogue))
+            mlflow.log_params({**vars(params), "listings": len(model.catalogue), "dim": embeddings.items.shape[1],
                                "skipgram_run": run_id, "as_of": as_of.isoformat()})
             mlflow.log_metrics({f"recall_at_{k}_vs_exact": recall, "build_seconds": build_seconds, "ann_qps": ann_qps,
                                 "exact_qps": exact_qps, "cold_start_listings": cold})
@@ -247,7 +245,7 @@ def build_training_assets() -> list:
                 "ann_queries_per_second": round(ann_qps),
                 "exact_queries_per_second": round(exact_qps),
                 "build_seconds": round(build_seconds, 2),
-                "library": f"faiss HNSW inner product (M={INDEX_PARAMS.m}, efSearch={INDEX_PARAMS.ef_search})",
+                "library": f"faiss, inner product: {type(params).__name__} {vars(params)}",
             },
         )
 

@@ -183,3 +183,14 @@ def evaluation_cases(sessions: pl.DataFrame, catalogue: Catalogue, max_next_clic
     if len(pairs) > max_next_clicks:
         pairs = pairs[np.sort(np.random.default_rng(seed).choice(len(pairs), max_next_clicks, replace=False))]
     return Cases(booked=booked, next_clicks=pairs)
+
+
+def leakage_audit(fit_last_ts: datetime, refit_last_ts: datetime, validation_start: datetime,
+                  test_start: datetime) -> pl.DataFrame:
+    """One row per training input with the last event it read and the time it must end before: the epochs are
+    chosen on the validation window by a model that learned only before it, and the refit ends before the test."""
+    return pl.DataFrame({
+        "input": ["sessions the epochs were chosen with", "sessions of the refit"],
+        "last_ts": [fit_last_ts, refit_last_ts],
+        "must_end_before": [validation_start, test_start],
+    })

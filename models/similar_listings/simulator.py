@@ -114,8 +114,8 @@ def simulate(config: SimulationConfig) -> World:
     price = np.round(np.exp(log_price), 0)
     created_day = np.concatenate([-rng.integers(20, 700, config.n_listings),
                                   np.repeat(np.arange(config.n_days), config.new_listings_per_day)])
-    created_ts = [start + timedelta(days=int(d), seconds=float(s))
-                  for d, s in zip(created_day, rng.uniform(0, 86_400, n))]
+    created_s = created_day * 86_400 + rng.uniform(0, 86_400, n)  # seconds from the start
+    created_ts = [start + timedelta(seconds=float(t)) for t in created_s]
     order = np.argsort(created_day, kind="stable")
     listing_ids = np.array([f"L{i:06d}" for i in range(n)])
     lat = np.array([cities[c][1] for c in city]) + km[:, 0] / KM_PER_DEGREE
@@ -158,7 +158,7 @@ def simulate(config: SimulationConfig) -> World:
         for u, second in zip(guests, seconds):
             c = int(rng.choice(config.n_cities, p=user_city_weights[u]))
             ts = (day * 86_400 + second) * 1e6
-            available = by_city[c][created_day[by_city[c]] <= day - (0 if rng.random() < 0.5 else 1)]
+            available = by_city[c][created_s[by_city[c]] < day * 86_400 + second]
             target = hood_offset_km[c, rng.integers(0, NEIGHBOURHOODS)] + rng.normal(0, 0.5, 2)
             distance = np.linalg.norm(km[available] - target, axis=1)
             utility = (W_STYLE * style[available] @ taste[u] + W_QUALITY * quality[available]

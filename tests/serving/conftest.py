@@ -33,3 +33,9 @@ def served(request, served_cases, case_runs):
     """`bentoml serve` of the deployed ad click bento, against each online-store backend."""
     store_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     return {**_served_ad_click(served_cases, case_runs, store_url), "backend": request.param}
+
+
+@pytest.fixture(scope="session")
+def served_similar_listings(served_cases):
+    served = served_cases.get("similar_listings")
+    return {"url": served.url, "process": served.process, "version": served.version, "settings": served.settings}
