@@ -2,13 +2,16 @@
 as a global context and hard negatives from the same city), an HNSW index with cold-start embeddings for new
 listings, judged by the mean rank of the booked listing against popularity and co-occurrence."""
 
+from datetime import timedelta
+
 import dagster as dg
 
-from assets.case import CaseStudy, GatedTraining, Platform
+from assets.case import CaseStudy, GatedTraining, LatestPartition, Platform
 from assets.common import case_job
 from assets.continual import build_fine_tune_assets, fine_tune_job, fine_tune_schedule
 from assets.release import gated_schedule, rollback_job
 from assets.similar_listings.continual import fine_tuning
+from assets.similar_listings.monitoring import REPORT, build_monitoring_assets, build_similar_listings_drift_sensor
 from assets.similar_listings.raw import GROUP, build_raw_assets
 from assets.similar_listings.resources import SimilarListingsSource, SimilarListingsTimeSplit, SimilarListingsTraining
 from assets.similar_listings.serving import BENTO, PROMOTION_CHECK, build_serving_assets
@@ -17,6 +20,7 @@ from assets.similar_listings.training import REGISTERED_MODEL, build_training_as
 
 TRAINING_JOB = "similar_listings_training_job"
 ROLLBACK_JOB = "similar_listings_rollback_job"
+MONITORING_JOB = "similar_listings_monitoring_job"
 
 
 def build_source(platform: Platform, settings: SimilarListingsSettings) -> SimilarListingsSource:
@@ -25,21 +29,36 @@ def build_source(platform: Platform, settings: SimilarListingsSettings) -> Simil
         landing_dir=platform.landing_dir(GROUP), start_date=settings.start_date.isoformat(), days=settings.days,
         seed=settings.seed, cities=settings.cities, listings=settings.listings,
         new_listings_per_day=settings.new_listings_per_day, guests=settings.guests,
-        sessions_per_day=settings.sessions_per_day,
+        sessions_per_day=settings.sessions_per_day, drift_kind=settings.simulated_drift.kind,
+        drift_day=settings.simulated_drift.day,
     )
 
 
+def daily_partitions(source: SimilarListingsSource) -> dg.DailyPartitionsDefinition:
+    """The days monitoring can judge: the simulator's, or your files' (read when the definitions load)."""
+    first, days = source.data_window("sessions")
+    return dg.DailyPartitionsDefinition(start_date=first.isoformat(), end_date=(first + timedelta(days=days)).isoformat())
+
+
 def build_definitions(platform: Platform, settings: SimilarListingsSettings) -> dg.Definitions:
+    source = build_source(platform, settings)
     continual = fine_tuning(TRAINING_JOB)
     definitions = [*build_raw_assets(), *build_training_assets(), *build_fine_tune_assets(continual),
-                   *build_serving_assets()]
+                   *build_serving_assets(), *build_monitoring_assets(daily_partitions(source))]
     jobs = [
         case_job(
-            GROUP, TRAINING_JOB, selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets(continual.asset_name),
+            GROUP, TRAINING_JOB,
+            selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets(continual.asset_name, REPORT),
             description="Ingest and validate listings and sessions; split by time; train the book's skip-gram and "
             "gensim's plain one; index every listing (cold-start embeddings for new ones); register and evaluate "
-            "the challenger; promote it if it beats the champion (the gate); package the bento. The weekly "
-            "schedule launches it too.",
+            "the challenger; promote it if it beats the champion (the gate); package the bento; describe the "
+            "champion's held-out days for monitoring. The weekly schedule and the drift sensor launch it too.",
+        ),
+        case_job(
+            GROUP, MONITORING_JOB, selection=dg.AssetSelection.assets(REPORT),
+            description="Judge a day of sessions against the champion's held-out days: drift of what guests clicked, "
+            "volumes, and the champion's live mean booked rank. Run it for each day after ingestion; its alarms "
+            "drive similar_listings_drift_sensor.",
         ),
         fine_tune_job(continual),
         rollback_job(GROUP),
@@ -48,6 +67,7 @@ def build_definitions(platform: Platform, settings: SimilarListingsSettings) -> 
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
         jobs=jobs,
+        sensors=[build_similar_listings_drift_sensor(TRAINING_JOB)],
         schedules=[
             gated_schedule("similar_listings_weekly_retrain", TRAINING_JOB, "0 3 * * 1",
                            "Retrain the listing embeddings weekly from scratch: new listings need sessions of their "
@@ -55,7 +75,7 @@ def build_definitions(platform: Platform, settings: SimilarListingsSettings) -> 
             fine_tune_schedule(continual),
         ],
         resources={
-            "similar_listings_source": build_source(platform, settings),
+            "similar_listings_source": source,
             "similar_listings_time_split": SimilarListingsTimeSplit(validation_window=settings.validation_window,
                                                                     test_window=settings.test_window),
             "similar_listings_training": SimilarListingsTraining(dim=settings.dim, epochs=settings.epochs,
@@ -82,8 +102,10 @@ CASE = CaseStudy(
     promotion_check=PROMOTION_CHECK,
     run_steps=(
         GatedTraining(TRAINING_JOB, PROMOTION_CHECK, "ingest, validate, split, skip-gram embeddings, gensim reference, "
-                      "ANN index, registry, evaluation, promotion, bento"),
+                      "ANN index, registry, evaluation, promotion, bento, monitoring reference"),
+        LatestPartition(MONITORING_JOB, "drift report"),
     ),
+    monitoring_job=MONITORING_JOB,
     bento=BENTO,
     example_requests={"/similar": {"listing_id": "L000001", "k": 5}},
     outside_the_run={

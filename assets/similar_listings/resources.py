@@ -23,6 +23,8 @@ class SimilarListingsSource(RawSource):
     new_listings_per_day: int = 15
     guests: int = 5_000
     sessions_per_day: int = 800
+    drift_kind: str = "none"
+    drift_day: int = 0
 
     def simulation_config(self):
         from models.similar_listings.simulator import SimulationConfig
@@ -30,7 +32,7 @@ class SimilarListingsSource(RawSource):
         return SimulationConfig(
             seed=self.seed, start_date=date.fromisoformat(self.start_date), n_days=self.days, n_cities=self.cities,
             n_listings=self.listings, new_listings_per_day=self.new_listings_per_day, n_users=self.guests,
-            sessions_per_day=self.sessions_per_day,
+            sessions_per_day=self.sessions_per_day, drift_kind=self.drift_kind, drift_day=self.drift_day,
         )
 
     def fingerprint(self) -> str:

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from assets.case import InvalidSetting
+from models.drift import SimulatedDrift
 from models.similar_listings.simulator import CITIES
 from models.windows import WindowSize
+
+DRIFT_KINDS = ("budget", "taste")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class SimilarListingsSettings:
     dim: int = 32
     epochs: int = 12  # at most: validation picks the best
     min_clicks: int = 2  # listings clicked fewer times before a cutoff get the cold-start embedding
+    drift: str = "none"  # simulator only: budget@DAY or taste@DAY (0-based day the drift starts)
 
     def __post_init__(self):
         for name in ("days", "listings", "guests", "sessions_per_day", "dim", "epochs", "min_clicks"):
@@ -41,8 +45,16 @@ class SimilarListingsSettings:
             raise InvalidSetting("new_listings_per_day", "must be 0 or more")
         if self.days < 5:
             raise InvalidSetting("days", "the simulator needs at least 5 days: training, validation and test days")
+        try:
+            SimulatedDrift.parse(self.drift, DRIFT_KINDS, self.days)
+        except ValueError as error:
+            raise InvalidSetting("drift", str(error)) from None
         for name in ("validation_window", "test_window"):
             try:
                 WindowSize.parse(getattr(self, name))
             except ValueError as error:
                 raise InvalidSetting(name, str(error)) from None
+
+    @property
+    def simulated_drift(self) -> SimulatedDrift:
+        return SimulatedDrift.parse(self.drift, DRIFT_KINDS, self.days)

@@ -54,6 +54,10 @@ class SimulationConfig:
     new_listings_per_day: int = 15
     n_users: int = 5_000
     sessions_per_day: int = 800
+    # Drift from `drift_day` (0-based) on: "budget" (every guest's budget doubles, high season: they look at pricier
+    # listings) or "taste" (every guest's taste for a style is drawn anew: what is clicked together changes).
+    drift_kind: str = "none"
+    drift_day: int = 0
 
     def fingerprint(self) -> str:
         return hashlib.sha256(repr(sorted(asdict(self).items())).encode()).hexdigest()[:16]
@@ -138,6 +142,11 @@ def simulate(config: SimulationConfig) -> World:
     activity = rng.gamma(0.8, 1.0, config.n_users)
     activity /= activity.sum()
 
+    drifted_budget = budget + (np.log(2.0) if config.drift_kind == "budget" else 0.0)
+    drifted_taste = (rng.normal(0, TASTE_SCALE, taste.shape) / np.sqrt(STYLE_DIM)) if config.drift_kind == "taste" else taste
+    if config.drift_kind not in ("none", "budget", "taste"):
+        raise ValueError(f"drift_kind must be none, budget or taste, not {config.drift_kind!r}")
+
     by_city = [np.flatnonzero(city == c) for c in range(config.n_cities)]
     columns: dict[str, list] = {"session_id": [], "user_id": [], "listing": [], "ts": [], "position": [], "event": []}
     utilities: list[np.ndarray] = []
@@ -152,6 +161,8 @@ def simulate(config: SimulationConfig) -> World:
         columns["event"].append(np.full(len(listing), event))
 
     for day in range(config.n_days):
+        drifted = config.drift_kind != "none" and day >= config.drift_day
+        budgets, tastes = (drifted_budget, drifted_taste) if drifted else (budget, taste)
         count = rng.poisson(config.sessions_per_day)
         guests = rng.choice(config.n_users, size=count, p=activity)
         seconds = np.sort(rng.uniform(0, 80_000, count))
@@ -161,8 +172,8 @@ def simulate(config: SimulationConfig) -> World:
             available = by_city[c][created_s[by_city[c]] < day * 86_400 + second]
             target = hood_offset_km[c, rng.integers(0, NEIGHBOURHOODS)] + rng.normal(0, 0.5, 2)
             distance = np.linalg.norm(km[available] - target, axis=1)
-            utility = (W_STYLE * style[available] @ taste[u] + W_QUALITY * quality[available]
-                       - W_DISTANCE_KM * distance - W_PRICE * np.abs(log_price[available] - budget[u])
+            utility = (W_STYLE * style[available] @ tastes[u] + W_QUALITY * quality[available]
+                       - W_DISTANCE_KM * distance - W_PRICE * np.abs(log_price[available] - budgets[u])
                        - W_BEDS * np.maximum(np.ceil(party[u] / 2) - beds[available], 0)
                        + W_TYPE * type_pref[u, kind[available]])
             shown = np.argsort(-(utility + rng.normal(0, 1.2, len(available))))[:SHOWN]

@@ -190,3 +190,28 @@ def test_the_served_model_keeps_to_the_city_the_filters_and_says_what_it_did(wor
     model.save(tmp_path / "bundle")
     loaded = SimilarListings.load(tmp_path / "bundle")
     assert [r[0] for r in loaded.similar(listing, 10).results] == ids
+
+
+def test_the_day_description_alarms_on_a_budget_drift_and_not_on_a_stable_day():
+    """The drift kit's judgement of a day (models.drift.judge_day) on the case's description: after guests' budgets
+    rise, the prices they click move past the PSI threshold; the days before do not."""
+    from models.drift import judge_day
+    from models.similar_listings.monitoring import MONITORS, describe_day, describe_days
+
+    config = SimulationConfig(n_days=10, n_listings=600, new_listings_per_day=6, n_users=1_200, sessions_per_day=220,
+                              drift_kind="budget", drift_day=8)
+    world = simulate(config)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    trained = sg.train(sentences(sessions_between(world.sessions, None, start + timedelta(days=5))), world.listings,
+                       FAST, epochs=3)
+    reference = describe_days(world.sessions, world.listings, trained, start + timedelta(days=5), start + timedelta(days=7))
+
+    def judged(n: int):
+        day = describe_day(world.sessions, world.listings, trained, start + timedelta(days=n))
+        current = {**day.distributions, **{k: v[0] for k, v in day.levels.items()}}
+        return judge_day(day.days[0], MONITORS, reference.distributions, current, reference.levels, day.live,
+                         reference.live)
+
+    stable, drifted = judged(7), judged(9)
+    assert not stable.alarm, stable.messages
+    assert drifted.alarm and drifted.psi["clicked_log_price"] > 0.25, drifted.messages

@@ -1,0 +1,85 @@
+"""Similar listings judged day by day: the reference the champion's held-out days make, and the daily drift report
+the retraining sensor reads (the drift kit, assets/monitoring.py)."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import polars as pl
+
+from assets.monitoring import MonitoredDay, build_drift_report, build_drift_sensor
+from assets.resources import MlflowTracking
+from assets.similar_listings.raw import GROUP
+from assets.similar_listings.resources import SimilarListingsTimeSplit
+from assets.similar_listings.training import REGISTERED_MODEL, load_model
+from models.similar_listings.monitoring import MONITORS, Described, describe_day, describe_days
+
+MONITORING_EXPERIMENT = "similar_listings_monitoring"
+REPORT = "similar_listings_drift_report"
+raw_ins = {"listings": dg.AssetIn("similar_listings_listings"), "sessions": dg.AssetIn("similar_listings_sessions")}
+
+
+def _held_out(mlflow_tracking: MlflowTracking, version: str, sessions: pl.DataFrame,
+              time_split: SimilarListingsTimeSplit) -> tuple[datetime, datetime]:
+    """The champion's held-out days, as its registration recorded them (the current split's test window when it
+    did not)."""
+    tags = mlflow_tracking.client().get_model_version(REGISTERED_MODEL, version).tags
+    if "test_start" in tags and "test_end" in tags:
+        return datetime.fromisoformat(tags["test_start"]), datetime.fromisoformat(tags["test_end"])
+    cutoffs = time_split.cutoffs(sessions)
+    return cutoffs.test_start, cutoffs.end
+
+
+def build_monitoring_assets(daily: dg.DailyPartitionsDefinition) -> list:
+    @dg.asset(group_name=GROUP, kinds={"polars"}, ins={"similar_listings_champion": dg.AssetIn(), **raw_ins})
+    def similar_listings_monitoring_reference(
+        context: dg.AssetExecutionContext,
+        mlflow_tracking: MlflowTracking,
+        similar_listings_time_split: SimilarListingsTimeSplit,
+        similar_listings_champion: pl.DataFrame,
+        listings: pl.DataFrame,
+        sessions: pl.DataFrame,
+    ) -> dg.MaterializeResult:
+        """What a normal day looks like for this champion: its held-out days described as the drift report describes
+        a day (clicked cities and prices, clicks per session, booking rate, clicks on listings it has no learned
+        vector for, its booked-rank shares and mean booked rank)."""
+        version = str(similar_listings_champion["version"][0])
+        start, end = _held_out(mlflow_tracking, version, sessions, similar_listings_time_split)
+        reference = describe_days(sessions, listings, load_model(mlflow_tracking, version).trained, start, end)
+        return dg.MaterializeResult(
+            value=pl.DataFrame({"model_version": [version], "reference": [reference.to_json()]}),
+            metadata={"model_version": version, "days": ", ".join(reference.days),
+                      "live_mean_booked_rank": reference.live["mean_booked_rank"],
+                      **{f"mean_{name}": sum(v) / len(v) for name, v in reference.levels.items() if v}},
+        )
+
+    def monitored_day(context: dg.AssetExecutionContext, similar_listings_monitoring_reference: pl.DataFrame,
+                      listings: pl.DataFrame, sessions: pl.DataFrame) -> MonitoredDay:
+        day = context.partition_key
+        start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+        if sessions.is_empty() or start > sessions["ts"].max():
+            raise dg.Failure(f"{day} has not arrived: ingest the day's sessions first")
+        version = str(similar_listings_monitoring_reference["model_version"][0])
+        reference = Described.from_json(similar_listings_monitoring_reference["reference"][0])
+        trained = load_model(context.resources.mlflow_tracking, version).trained
+        current = describe_day(sessions, listings, trained, start)
+        return MonitoredDay(
+            reference=reference.distributions,
+            current={**current.distributions, **{name: values[0] for name, values in current.levels.items()}},
+            model_version=version, reference_levels=reference.levels, live=current.live, live_reference=reference.live,
+            metadata={"sessions": int(current.levels["sessions"][0]), "reference_days": ", ".join(reference.days)},
+        )
+
+    report = build_drift_report(
+        REPORT, GROUP, daily, MONITORS, monitored_day,
+        ins={"similar_listings_monitoring_reference": dg.AssetIn(), **raw_ins},
+        experiment=MONITORING_EXPERIMENT,
+        required_resource_keys={"mlflow_tracking"},
+        description="A day against the champion's held-out days: the cities and prices guests clicked, clicks per "
+        "session, sessions, booking rate, clicks on listings without a learned vector (PSI and levels), the "
+        "champion's booked-rank shares, and its live mean booked rank. Its `alarm` drives the sensor.",
+    )
+    return [similar_listings_monitoring_reference, report]
+
+
+def build_similar_listings_drift_sensor(training_job: str):
+    return build_drift_sensor(GROUP, REPORT, training_job)
