@@ -12,6 +12,7 @@ import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -38,6 +39,17 @@ class MonitoredDay:
     live_reference: Mapping[str, float | None] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)  # the case's own figures for the day
     metrics: dict[str, float] = field(default_factory=dict)  # ... and for its MLflow run
+
+
+def held_out_days(mlflow_tracking, registered_model: str, version: str,
+                  current_split: Callable[[], tuple[datetime, datetime]]) -> tuple[datetime, datetime]:
+    """A registered version's held-out days, as its registration recorded them in its `test_start` and `test_end`
+    tags (the reference monitoring compares days with); a version registered without them gets the current split's
+    test window."""
+    tags = mlflow_tracking.client().get_model_version(registered_model, version).tags
+    if "test_start" in tags and "test_end" in tags:
+        return datetime.fromisoformat(tags["test_start"]), datetime.fromisoformat(tags["test_end"])
+    return current_split()
 
 
 def _psi_history(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, dict[str, float]]:

@@ -17,6 +17,48 @@ import time
 import numpy as np
 
 
+def compare_indexes(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int, efs: list[int],
+                    nprobes: list[int], hnsw_params, what: str) -> None:
+    """Prints exact search, HNSW (an efSearch sweep) and IVF-Flat (an nprobe sweep) on the same queries: recall@k
+    against exact search, queries per second, and the speed-up over exact search."""
+    from models.ann import AnnIndex, IvfParams, recall_at_k
+
+    exact = AnnIndex.build(vectors, ids, None)
+    started = time.perf_counter()
+    _, truth = exact.search_positions(queries, k)
+    exact_qps = len(queries) / (time.perf_counter() - started)
+    del exact
+
+    def timed(index) -> tuple[float, float]:
+        index.search_positions(queries[:50], k)  # warm
+        started = time.perf_counter()
+        _, found = index.search_positions(queries, k)
+        return recall_at_k(found, truth), len(queries) / (time.perf_counter() - started)
+
+    started = time.perf_counter()
+    hnsw = AnnIndex.build(vectors, ids, hnsw_params)
+    build = time.perf_counter() - started
+    size = len(hnsw.to_bytes()) / 2**20
+    print(f"\n{what}: exact (IndexFlatIP) {exact_qps:,.0f} queries/s; HNSW M={hnsw_params.m} "
+          f"efConstruction={hnsw_params.ef_construction} built in {build:.1f}s, {size:,.0f} MB serialized "
+          f"(vectors alone {vectors.nbytes / 2**20:,.0f} MB)")
+    print(f"| search | efSearch / nprobe | recall@{k} vs exact | queries/s | speed-up |")
+    print("|---|---|---|---|---|")
+    print(f"| exact | - | 1.0000 | {exact_qps:,.0f} | 1.0x |")
+    for ef in efs:
+        hnsw.set_ef_search(ef)
+        recall, qps = timed(hnsw)
+        print(f"| HNSW | {ef} | {recall:.4f} | {qps:,.0f} | {qps / exact_qps:.1f}x |")
+    del hnsw
+    started = time.perf_counter()
+    ivf = AnnIndex.build(vectors, ids, IvfParams())
+    print(f"| IVF-Flat nlist {IvfParams().nlist} (built in {time.perf_counter() - started:.1f}s) | nprobe | | | |")
+    for nprobe in nprobes:
+        ivf.set_nprobe(nprobe)
+        recall, qps = timed(ivf)
+        print(f"| IVF | {nprobe} | {recall:.4f} | {qps:,.0f} | {qps / exact_qps:.1f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -26,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench.video_catalogue import embed_catalogue, grown_catalogue, trained_chain
-    from models.ann import AnnIndex, HnswParams, IvfParams, recall_at_k
+    from models.ann import HnswParams
 
     recommender, _, _ = trained_chain()
     queries = recommender.state.user_embeddings
@@ -35,38 +77,8 @@ def main() -> None:
         catalogue = grown_catalogue(recommender.state.videos, size)
         vectors = embed_catalogue(recommender, catalogue)
         ids = catalogue["video_id"].to_numpy()
-        exact = AnnIndex.build(vectors, ids, None)
-        started = time.perf_counter()
-        _, truth = exact.search_positions(queries, args.k)
-        exact_seconds = time.perf_counter() - started
-        exact_qps = len(queries) / exact_seconds
-        started = time.perf_counter()
-        hnsw = AnnIndex.build(vectors, ids, HnswParams())
-        build = time.perf_counter() - started
-        print(f"\n{size:,} videos: exact (IndexFlatIP) {exact_qps:,.0f} queries/s; HNSW M=32 efConstruction=100 built in {build:.1f}s")
-        print("| search | efSearch / nprobe | recall@100 vs exact | queries/s | speed-up |")
-        print("|---|---|---|---|---|")
-        print(f"| exact | - | 1.0000 | {exact_qps:,.0f} | 1.0x |")
-        for ef in args.ef:
-            hnsw.set_ef_search(ef)
-            hnsw.search_positions(queries[:50], args.k)  # warm
-            started = time.perf_counter()
-            _, found = hnsw.search_positions(queries, args.k)
-            qps = len(queries) / (time.perf_counter() - started)
-            print(f"| HNSW | {ef} | {recall_at_k(found, truth):.4f} | {qps:,.0f} | {qps / exact_qps:.1f}x |")
-        del hnsw
-        started = time.perf_counter()
-        ivf = AnnIndex.build(vectors, ids, IvfParams())
-        build = time.perf_counter() - started
-        print(f"| IVF-Flat nlist {IvfParams().nlist} (built in {build:.1f}s) | nprobe | | | |")
-        for nprobe in args.nprobe:
-            ivf.set_nprobe(nprobe)
-            ivf.search_positions(queries[:50], args.k)
-            started = time.perf_counter()
-            _, found = ivf.search_positions(queries, args.k)
-            qps = len(queries) / (time.perf_counter() - started)
-            print(f"| IVF | {nprobe} | {recall_at_k(found, truth):.4f} | {qps:,.0f} | {qps / exact_qps:.1f}x |")
-        del exact, ivf, vectors
+        compare_indexes(vectors, ids, queries, args.k, args.ef, args.nprobe, HnswParams(), f"{size:,} videos")
+        del vectors
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     print(f"\npeak memory {peak:.1f} GB")
 

@@ -37,7 +37,8 @@ def main() -> None:
 
     import faiss
 
-    from models.ann import AnnIndex, HnswParams, IvfParams, recall_at_k
+    from bench.ann import compare_indexes
+    from models.ann import HnswParams
     from models.similar_listings import skipgram as sg
     from models.similar_listings.data import sentences
     from models.similar_listings.service_model import INDEX_PARAMS, SimilarListings, indexed_items, indexed_queries
@@ -55,39 +56,9 @@ def main() -> None:
     for size in args.sizes:
         items, _ = _grown(model.embeddings.items, size, rng)
         vectors = indexed_items(items)
-        ids = np.arange(size)
-        exact = AnnIndex.build(vectors, ids, None)
-        started = time.perf_counter()
-        _, truth = exact.search_positions(queries, args.k)
-        exact_qps = len(queries) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        hnsw = AnnIndex.build(vectors, ids, HnswParams(INDEX_PARAMS.m, INDEX_PARAMS.ef_construction, INDEX_PARAMS.ef_search))
-        build = time.perf_counter() - started
-        megabytes = len(hnsw.to_bytes()) / 2**20
-        print(f"\n{size:,} listings: exact (IndexFlatIP) {exact_qps:,.0f} queries/s; HNSW M={INDEX_PARAMS.m} "
-              f"efConstruction={INDEX_PARAMS.ef_construction} built in {build:.1f}s, {megabytes:,.0f} MB serialized "
-              f"(vectors alone {vectors.nbytes / 2**20:,.0f} MB)")
-        print(f"| search | efSearch | recall@{args.k} vs exact | queries/s | speed-up |")
-        print("|---|---|---|---|---|")
-        print(f"| exact | - | 1.0000 | {exact_qps:,.0f} | 1.0x |")
-        for ef in args.ef:
-            hnsw.set_ef_search(ef)
-            hnsw.search_positions(queries[:50], args.k)  # warm
-            started = time.perf_counter()
-            _, found = hnsw.search_positions(queries, args.k)
-            qps = len(queries) / (time.perf_counter() - started)
-            print(f"| HNSW | {ef} | {recall_at_k(found, truth):.4f} | {qps:,.0f} | {qps / exact_qps:.1f}x |")
-        del hnsw
-        started = time.perf_counter()
-        ivf = AnnIndex.build(vectors, ids, IvfParams())
-        print(f"IVF-Flat nlist={IvfParams().nlist} built in {time.perf_counter() - started:.1f}s")
-        for nprobe in args.nprobe:
-            ivf.set_nprobe(nprobe)
-            started = time.perf_counter()
-            _, found = ivf.search_positions(queries, args.k)
-            qps = len(queries) / (time.perf_counter() - started)
-            print(f"| IVF-Flat | nprobe {nprobe} | {recall_at_k(found, truth):.4f} | {qps:,.0f} | {qps / exact_qps:.1f}x |")
-        del ivf, exact
+        compare_indexes(vectors, np.arange(size), queries, args.k, args.ef, args.nprobe,
+                        HnswParams(INDEX_PARAMS.m, INDEX_PARAMS.ef_construction, INDEX_PARAMS.ef_search),
+                        f"{size:,} listings")
 
     # One request through the served model (index search, the rules, the exact fallback when filters are narrow).
     listing_ids = [str(model.catalogue.ids[i]) for i in probe[:500]]

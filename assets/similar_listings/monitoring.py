@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import polars as pl
 
-from assets.monitoring import MonitoredDay, build_drift_report, build_drift_sensor
+from assets.monitoring import MonitoredDay, build_drift_report, build_drift_sensor, held_out_days
 from assets.resources import MlflowTracking
 from assets.similar_listings.raw import GROUP
 from assets.similar_listings.resources import SimilarListingsTimeSplit
@@ -16,17 +16,6 @@ from models.similar_listings.monitoring import MONITORS, Described, describe_day
 MONITORING_EXPERIMENT = "similar_listings_monitoring"
 REPORT = "similar_listings_drift_report"
 raw_ins = {"listings": dg.AssetIn("similar_listings_listings"), "sessions": dg.AssetIn("similar_listings_sessions")}
-
-
-def _held_out(mlflow_tracking: MlflowTracking, version: str, sessions: pl.DataFrame,
-              time_split: SimilarListingsTimeSplit) -> tuple[datetime, datetime]:
-    """The champion's held-out days, as its registration recorded them (the current split's test window when it
-    did not)."""
-    tags = mlflow_tracking.client().get_model_version(REGISTERED_MODEL, version).tags
-    if "test_start" in tags and "test_end" in tags:
-        return datetime.fromisoformat(tags["test_start"]), datetime.fromisoformat(tags["test_end"])
-    cutoffs = time_split.cutoffs(sessions)
-    return cutoffs.test_start, cutoffs.end
 
 
 def build_monitoring_assets(daily: dg.DailyPartitionsDefinition) -> list:
@@ -43,7 +32,11 @@ def build_monitoring_assets(daily: dg.DailyPartitionsDefinition) -> list:
         a day (clicked cities and prices, clicks per session, booking rate, clicks on listings it has no learned
         vector for, its booked-rank shares and mean booked rank)."""
         version = str(similar_listings_champion["version"][0])
-        start, end = _held_out(mlflow_tracking, version, sessions, similar_listings_time_split)
+        def current():
+            cutoffs = similar_listings_time_split.cutoffs(sessions)
+            return cutoffs.test_start, cutoffs.end
+
+        start, end = held_out_days(mlflow_tracking, REGISTERED_MODEL, version, current)
         reference = describe_days(sessions, listings, load_model(mlflow_tracking, version).trained, start, end)
         return dg.MaterializeResult(
             value=pl.DataFrame({"model_version": [version], "reference": [reference.to_json()]}),

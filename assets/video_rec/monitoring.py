@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from assets.monitoring import MonitoredDay, build_drift_report, build_drift_sensor
+from assets.monitoring import MonitoredDay, build_drift_report, build_drift_sensor, held_out_days
 from assets.resources import MlflowTracking
 from assets.video_rec.raw import GROUP
 from assets.video_rec.resources import VideoRecTimeSplit
@@ -24,13 +24,11 @@ raw_ins = {
 
 def champion_window(mlflow_tracking: MlflowTracking, version: str, labeled: pl.DataFrame,
                     time_split: VideoRecTimeSplit) -> tuple[datetime, datetime]:
-    """The champion's held-out days, as its registration recorded them (a version registered before it did: the
-    current split's test window)."""
-    tags = mlflow_tracking.client().get_model_version(REGISTERED_MODEL, version).tags
-    if "test_start" in tags and "test_end" in tags:
-        return datetime.fromisoformat(tags["test_start"]), datetime.fromisoformat(tags["test_end"])
-    cutoffs = time_split.cutoffs(labeled)
-    return cutoffs.test_start, cutoffs.test_end
+    def current():
+        cutoffs = time_split.cutoffs(labeled)
+        return cutoffs.test_start, cutoffs.test_end
+
+    return held_out_days(mlflow_tracking, REGISTERED_MODEL, version, current)
 
 
 def build_monitoring_assets(daily: dg.DailyPartitionsDefinition) -> list:
