@@ -242,10 +242,11 @@ def front_table(cases: tuple[CaseStudy, ...], instance: dg.DagsterInstance, seco
 
 def list_cases(cases: tuple[CaseStudy, ...], instance: dg.DagsterInstance) -> str:
     lines = []
+    width = max((len(case.name) for case in cases), default=0) + 1
     for case in cases:
         champion = _metadata(instance, case.key("champion"))
         serving = f"champion v{_value(champion, 'champion_version')}" if champion else "no champion yet"
-        lines.append(f"{case.name:<12} ch. {case.chapter:<3} {case.title}: {case.metric}; {serving}")
+        lines.append(f"{case.name:<{width}} ch. {case.chapter:<3} {case.title}: {case.metric}; {serving}")
     return "\n".join(lines)
 
 
