@@ -8,12 +8,15 @@ records each answer's status, latency and Retry-After.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +143,67 @@ def soak(server, url: str, bodies: Path, rate: float, seconds: float, every: flo
         samples.append((time.perf_counter() - started, run, rss_mb(workers)))
         print(f"  soak {samples[-1][0]:5.0f} s: {run.line()}; workers' RSS {samples[-1][2]:.0f} MiB", flush=True)
     return samples
+
+
+@contextlib.contextmanager
+def served_in_a_temporary_store(case, log_model) -> Iterator[tuple[object, Path]]:
+    """The model that `log_model(folder)` logs (in an active MLflow run; it returns the ModelInfo) registered in a
+    temporary MLflow registry, packaged as the case's bento in a temporary BentoML store, and served with `bentoml
+    serve` on a free port for the block: yields (the server, the temporary folder)."""
+    import mlflow
+
+    from assets.resources import BentoPackager
+    from bentos.server import serving
+
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        tracking = f"sqlite:///{tmp / 'mlflow.db'}"
+        os.environ.update(MLFLOW_TRACKING_URI=tracking, MLFLOW_REGISTRY_URI=tracking)
+        mlflow.set_tracking_uri(tracking)
+        experiment = mlflow.create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_model(tmp)
+            version = mlflow.register_model(info.model_uri, case.registered_model).version
+        packager = BentoPackager(bentoml_home=str(tmp / "bentoml"), mlflow_tracking_uri=tracking)
+        model_tag = packager.run("import-model", "--name", case.registered_model, "--version", str(version),
+                                 "--case", case.name)["model_tag"]
+        bento = packager.run("build", "--bentofile", case.bento.bentofile, "--model-tag", model_tag,
+                             "--packages", *case.bento.packages)["bento_tag"]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env |= {"BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+        with serving(bento, env=env, cwd=tmp, log=tmp / "serve.log") as server:
+            yield server, tmp
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return f"p50 {p(0.50):.2f} ms, p99 {p(0.99):.2f} ms (n={len(ordered)})"
+
+
+def http_figures(server, folder: Path, path: str, payloads: list[dict], burst_seconds: float, aim: str) -> None:
+    """Prints a served endpoint's figures: one client's latency over the payloads (after warming both workers),
+    capacity (`wrk`, closed loop), latency at 80% of it (paced), and twice capacity (open loop)."""
+    import json
+
+    import httpx
+
+    url = f"{server.url}{path}"
+    with httpx.Client(timeout=30) as client:
+        for payload in payloads[:50]:
+            client.post(url, json=payload)
+        latencies, errors = sequential(client, url, payloads)
+    print(f"HTTP, one client: {percentiles(latencies)}; non-200: {errors} (aim: {aim})", flush=True)
+    body_file = bodies_file([json.dumps(p).encode() for p in payloads], folder)
+    rate, runs = capacity(url, body_file, connections=8)
+    print(f"capacity {rate:.0f} requests/s (closed loop, 8 connections; runs: "
+          f"{', '.join(f'{r.ok_per_second:.0f}' for r in runs)}); workers' CPU "
+          f"{cpu_per_request_ms(server, url, body_file, connections=8):.1f} ms a request", flush=True)
+    at_80 = paced(url, body_file, 0.8 * rate, 20, connections=32)
+    print(f"80% of capacity ({0.8 * rate:.0f} requests/s asked, paced wrk, 32 connections, 20 s): {at_80.line()}")
+    burst = overload(server.url, path, body_file, 2 * rate, burst_seconds)
+    print(f"twice capacity ({2 * rate:.0f} requests/s, open loop, {burst_seconds:.0f} s): {burst.line()}; connection "
+          f"errors {burst.connection_errors}; 503s without Retry-After {burst.rejected_without_retry_after}")
 
 
 def temporary_folder() -> Path:

@@ -12,20 +12,9 @@ requests run in-process first, so the service's own overhead shows. Aim: p99 und
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
-
-import httpx
-
-
-def _percentiles(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return f"p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms (n={len(ordered)})"
 
 
 def _grown(recommender, videos: int):
@@ -52,14 +41,10 @@ def main() -> None:
     parser.add_argument("--burst", type=float, default=30.0, help="seconds at twice capacity")
     args = parser.parse_args()
 
-    import mlflow
-
-    from bench.serving_kit import sequential
-    from bench.video_catalogue import trained_chain
-    from bentos.server import serving
-    from models.video_rec.pyfunc import log_recommender
-    from assets.resources import BentoPackager
     from assets.video_rec import CASE
+    from bench.serving_kit import http_figures, percentiles, served_in_a_temporary_store
+    from bench.video_catalogue import trained_chain
+    from models.video_rec.pyfunc import log_recommender
 
     recommender, _, world = trained_chain()
     recommender = _grown(recommender, args.videos)
@@ -78,45 +63,14 @@ def main() -> None:
         started = time.perf_counter()
         recommender.recommend([payload["user_id"]], payload["k"])
         in_process.append(time.perf_counter() - started)
-    print(f"catalogue {recommender.state.videos.height:,} videos; in-process chain, one thread: {_percentiles(in_process)}")
+    print(f"catalogue {recommender.state.videos.height:,} videos; in-process chain, one thread: {percentiles(in_process)}")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        tracking = f"sqlite:///{tmp / 'mlflow.db'}"
-        os.environ.update(MLFLOW_TRACKING_URI=tracking, MLFLOW_REGISTRY_URI=tracking)
-        mlflow.set_tracking_uri(tracking)
-        experiment = mlflow.create_experiment("bench", artifact_location=(tmp / "artifacts").as_uri())
-        with mlflow.start_run(experiment_id=experiment):
-            recommender.save(tmp / "bundle")
-            info = log_recommender(recommender, tmp / "bundle", users[:3])
-            version = mlflow.register_model(info.model_uri, "video_rec_recommender").version
-        packager = BentoPackager(bentoml_home=str(tmp / "bentoml"), mlflow_tracking_uri=tracking)
-        model_tag = packager.run("import-model", "--name", CASE.registered_model, "--version", str(version),
-                                 "--case", CASE.name)["model_tag"]
-        bento = packager.run("build", "--bentofile", CASE.bento.bentofile, "--model-tag", model_tag,
-                             "--packages", *CASE.bento.packages)["bento_tag"]
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env |= {"BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
-        with serving(bento, env=env, cwd=tmp, log=tmp / "serve.log") as server, httpx.Client(timeout=30) as client:
-            url = f"{server.url}/recommend"
-            for payload in payloads[:50]:  # warm both workers
-                client.post(url, json=payload)
-            latencies, errors = sequential(client, url, payloads)
-            print(f"HTTP, one client: {_percentiles(latencies)}; non-200: {errors} (aim: p99 under 50 ms)", flush=True)
-            from bench import serving_kit as kit
+    def log_model(folder: Path):
+        recommender.save(folder / "bundle")
+        return log_recommender(recommender, folder / "bundle", users[:3])
 
-            bodies = [json.dumps(p).encode() for p in payloads]
-            body_file = kit.bodies_file(bodies, tmp)
-            rate, runs = kit.capacity(url, body_file, connections=8)
-            print(f"capacity {rate:.0f} requests/s (closed loop, 8 connections; runs: "
-                  f"{', '.join(f'{r.ok_per_second:.0f}' for r in runs)}); workers' CPU "
-                  f"{kit.cpu_per_request_ms(server, url, body_file, connections=8):.1f} ms a request", flush=True)
-            at_80 = kit.paced(url, body_file, 0.8 * rate, 20, connections=32)
-            print(f"80% of capacity ({0.8 * rate:.0f} requests/s asked, paced wrk, 32 connections, 20 s): {at_80.line()}")
-            burst = kit.overload(server.url, "/recommend", body_file, 2 * rate, args.burst)
-            print(f"twice capacity ({2 * rate:.0f} requests/s, open loop, {args.burst:.0f} s): {burst.line()}; connection "
-                  f"errors {burst.connection_errors}; 503s without Retry-After {burst.rejected_without_retry_after}")
-
+    with served_in_a_temporary_store(CASE, log_model) as (server, tmp):
+        http_figures(server, tmp, "/recommend", payloads, args.burst, "p99 under 50 ms")
 
 if __name__ == "__main__":
     main()
