@@ -6,6 +6,7 @@ import great_expectations.expectations as gxe
 import polars as pl
 
 from expectations.runner import WARN, Suite, quarantine, under
+from expectations.windows import ends_before_suite, ordered_windows_suite
 from models.similar_listings.data import EVENTS
 
 UTC_TS = pl.Datetime("us", "UTC")
@@ -71,33 +72,9 @@ def sessions_suite(listing_ids: pl.Series) -> Suite:
 
 def split_suite() -> Suite:
     """Train, validation and test windows exist, hold sessions and bookings, and follow each other in order."""
-    return Suite(
-        name="similar_listings_time_split",
-        dtypes={},
-        exact_columns=False,
-        id_columns=("window",),
-        expectations=[
-            *_not_null("start", "end"),
-            gxe.ExpectColumnValuesToBeBetween(column="sessions", min_value=1),
-            gxe.ExpectColumnValuesToBeBetween(column="bookings", min_value=1),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end", column_B="start", or_equal=False),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="next_start", column_B="end", or_equal=True, ignore_row_if="either_value_is_missing"),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="end", column_B="last_ts", or_equal=False, ignore_row_if="either_value_is_missing"),
-        ],
-    )
+    return ordered_windows_suite("similar_listings_time_split", ("sessions", "bookings"))
 
 
 def leakage_suite() -> Suite:
     """Each model input ends before the window it is judged on (one row per input, see leakage_audit)."""
-    return Suite(
-        name="similar_listings_leakage",
-        dtypes={},
-        exact_columns=False,
-        id_columns=("input",),
-        expectations=[
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="must_end_before", column_B="last_ts", or_equal=False, ignore_row_if="either_value_is_missing"),
-        ],
-    )
+    return ends_before_suite("similar_listings_leakage")

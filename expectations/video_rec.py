@@ -7,6 +7,7 @@ import polars as pl
 
 from expectations.custom import ExpectNoColumnToCorrelateWithLabel
 from expectations.runner import WARN, Suite, quarantine, under
+from expectations.windows import ends_before_suite, ordered_windows_suite
 from models.video_rec.recommender import RANKER_FEATURES
 
 UTC_TS = pl.Datetime("us", "UTC")
@@ -79,38 +80,12 @@ def interactions_suite(user_ids: pl.Series, video_ids: pl.Series) -> Suite:
 
 def split_suite() -> Suite:
     """Retrieval, ranker and test windows exist, hold interactions, and follow each other without overlap."""
-    return Suite(
-        name="video_rec_time_split",
-        dtypes={},
-        exact_columns=False,
-        id_columns=("window",),
-        expectations=[
-            *_not_null("start", "end"),
-            gxe.ExpectColumnValuesToBeBetween(column="interactions", min_value=1),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end", column_B="start", or_equal=False),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="next_start", column_B="end", or_equal=True, ignore_row_if="either_value_is_missing"
-            ),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="end", column_B="last_ts", or_equal=False, ignore_row_if="either_value_is_missing"
-            ),
-        ],
-    )
+    return ordered_windows_suite("video_rec_time_split", ("interactions",))
 
 
 def leakage_audit_suite() -> Suite:
     """Each training input ends before the window it must not see (one row per input, see leakage_audit)."""
-    return Suite(
-        name="video_rec_leakage",
-        dtypes={},
-        exact_columns=False,
-        id_columns=("input",),
-        expectations=[
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="must_end_before", column_B="last_ts", or_equal=False, ignore_row_if="either_value_is_missing"
-            ),
-        ],
-    )
+    return ends_before_suite("video_rec_leakage")
 
 
 def ranker_data_suite() -> Suite:
