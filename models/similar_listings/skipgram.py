@@ -75,7 +75,7 @@ class Trained:
 
     @classmethod
     def load(cls, path: Path) -> Trained:
-        saved = torch.load(path, weights_only=False)
+        saved = torch.load(path, weights_only=True)  # ids, a config dict and tensors: nothing to unpickle
         return cls(ids=list(saved["ids"]), vectors=saved["vectors"].numpy(), config=SkipGramConfig(**saved["config"]),
                    losses=[], validation=[], best_epoch=0, seconds=0.0, pairs=0, state=saved["state"])
 
