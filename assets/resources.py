@@ -282,3 +282,15 @@ class RawSource(dg.ConfigurableResource):
         to_utc = (lambda t: t.astimezone(timezone.utc)) if first.tzinfo else (lambda t: t)
         first_day, last_day = to_utc(first).date(), to_utc(last).date()
         return first_day, (last_day - first_day + timedelta(days=1)).days
+
+
+class TextEmbeddings(dg.ConfigurableResource):
+    """Sentence embeddings of free text (models/text_embeddings.py): the encoder loads once per process, and vectors
+    are cached by content hash under `cache_dir`, so a re-run or a second case encoding the same texts reads them."""
+
+    cache_dir: str
+
+    def embed(self, texts, progress=None):
+        from models.text_embeddings import TextEmbeddingCache
+
+        return TextEmbeddingCache(self.cache_dir).embed(texts, progress=progress)

@@ -7,7 +7,7 @@ from assets.case import Platform
 
 def shared_resources(platform: Platform) -> dict:
     from assets.release import PromotionSettings
-    from assets.resources import BentoPackager, MlflowTracking, OnlineFeatureStore
+    from assets.resources import BentoPackager, MlflowTracking, OnlineFeatureStore, TextEmbeddings
     from orchestration.io import PolarsParquetIOManager
 
     return {
@@ -20,4 +20,5 @@ def shared_resources(platform: Platform) -> dict:
         "online_store": OnlineFeatureStore(url=platform.online_store_url),
         "packager": BentoPackager(bentoml_home=str(platform.bentoml_home), mlflow_tracking_uri=platform.mlflow_tracking_uri),
         "promotion": PromotionSettings(require_interval=platform.promotion_require_interval),
+        "text_embeddings": TextEmbeddings(cache_dir=str(platform.state_dir / "text_embeddings")),
     }
