@@ -8,6 +8,8 @@ number per day, such as volume) and its live metrics (quality once labels arrive
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,6 +18,40 @@ import numpy as np
 import polars as pl
 
 EPS = 1e-4
+
+
+@dataclass
+class Described:
+    """Values per distribution, one number per level, and the live metric, for one or more days."""
+
+    distributions: dict[str, list] = field(default_factory=dict)
+    levels: dict[str, list[float]] = field(default_factory=dict)  # one value per day
+    live: dict[str, float | None] = field(default_factory=dict)
+    days: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"distributions": self.distributions, "levels": self.levels, "live": self.live, "days": self.days})
+
+    @classmethod
+    def from_json(cls, text: str) -> Described:
+        return cls(**json.loads(text))
+
+    @classmethod
+    def pooled(cls, parts: Sequence[Described], weights: Sequence[float]) -> Described:
+        """Several days as one (the reference): values concatenated, levels one per day, each live metric the mean of
+        the days' weighted by `weights` (the units each day's figure averages over; days without one are skipped)."""
+        pooled = cls()
+        for part in parts:
+            for name, values in part.distributions.items():
+                pooled.distributions.setdefault(name, []).extend(values)
+            for name, values in part.levels.items():
+                pooled.levels.setdefault(name, []).extend(values)
+            pooled.days += part.days
+        for name in {n for part in parts for n in part.live}:
+            figures = [(part.live.get(name), w) for part, w in zip(parts, weights)]
+            total = sum(w for value, w in figures if value is not None)
+            pooled.live[name] = sum(value * w for value, w in figures if value is not None) / total if total else None
+        return pooled
 
 
 @dataclass(frozen=True)

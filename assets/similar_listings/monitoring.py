@@ -11,7 +11,8 @@ from assets.resources import MlflowTracking
 from assets.similar_listings.raw import GROUP
 from assets.similar_listings.resources import SimilarListingsTimeSplit
 from assets.similar_listings.training import REGISTERED_MODEL, load_model
-from models.similar_listings.monitoring import MONITORS, Described, describe_day, describe_days
+from models.drift import Described
+from models.similar_listings.monitoring import MONITORS, describe_day, describe_days
 
 MONITORING_EXPERIMENT = "similar_listings_monitoring"
 REPORT = "similar_listings_drift_report"

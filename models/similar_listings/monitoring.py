@@ -8,14 +8,12 @@ the live metric). The reference is the same description of the champion's held-o
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from models.drift import Distribution, Level, LiveMetric, Monitors
+from models.drift import Described, Distribution, Level, LiveMetric, Monitors
 from models.similar_listings.data import Catalogue, evaluation_cases, sessions_between
 from models.similar_listings.evaluation import booked_ranks, embeddings_of
 from models.similar_listings.skipgram import Trained
@@ -40,23 +38,6 @@ MONITORS = Monitors(
     # ranged 4.8 to 6.0 over eight stable days), so the alarm is for a mean rank 25% worse than the reference's.
     live=(LiveMetric("mean_booked_rank", higher_is_better=False, tolerance=0.25),),
 )
-
-
-@dataclass
-class Described:
-    """Values per distribution, one number per level, and the live metric, for one or more days."""
-
-    distributions: dict[str, list] = field(default_factory=dict)
-    levels: dict[str, list[float]] = field(default_factory=dict)  # one value per day
-    live: dict[str, float | None] = field(default_factory=dict)
-    days: list[str] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        return json.dumps({"distributions": self.distributions, "levels": self.levels, "live": self.live, "days": self.days})
-
-    @classmethod
-    def from_json(cls, text: str) -> Described:
-        return cls(**json.loads(text))
 
 
 def describe_day(sessions: pl.DataFrame, listings: pl.DataFrame, trained: Trained, start: datetime) -> Described:
@@ -94,18 +75,5 @@ def describe_days(sessions: pl.DataFrame, listings: pl.DataFrame, trained: Train
     days = [start + DAY * i for i in range(max(1, (end - start).days))]
     if len(days) > max_days:
         days = [days[round(i * (len(days) - 1) / (max_days - 1))] for i in range(max_days)]
-    pooled = Described()
-    rank_sum, rank_count = 0.0, 0
-    for day in days:
-        one = describe_day(sessions, listings, trained, day)
-        for name, values in one.distributions.items():
-            pooled.distributions.setdefault(name, []).extend(values)
-        for name, values in one.levels.items():
-            pooled.levels.setdefault(name, []).extend(values)
-        if one.live["mean_booked_rank"] is not None:
-            n = len(one.distributions["booked_rank_share"])
-            rank_sum += one.live["mean_booked_rank"] * n
-            rank_count += n
-        pooled.days += one.days
-    pooled.live = {"mean_booked_rank": rank_sum / rank_count if rank_count else None}
-    return pooled
+    parts = [describe_day(sessions, listings, trained, day) for day in days]
+    return Described.pooled(parts, weights=[len(p.distributions["booked_rank_share"]) for p in parts])
