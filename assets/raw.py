@@ -58,7 +58,7 @@ def build_raw_table(
         result = run_suite(validated, chosen)
         kept, quarantined = result.split(validated)
         kept = kept.select(frame.columns)
-        quarantined = quarantined.select(*frame.columns, "failed_expectations").with_columns(run_id=pl.lit(context.run_id))
+        quarantined = quarantined.select(*frame.columns, "failed_expectations").with_columns(run_id=pl.lit(context.run.run_id))
         if quarantined.height:
             context.log.warning(f"{name}: {quarantined.height} of {validated.height} rows quarantined to {quarantine_name}")
 
