@@ -11,10 +11,11 @@ from assets.case import CaseStudy
 
 def registered() -> tuple[CaseStudy, ...]:
     from assets.ad_click import CASE as ad_click
+    from assets.event_recommendation import CASE as event_recommendation
     from assets.similar_listings import CASE as similar_listings
     from assets.video_rec import CASE as video_rec
 
-    return (ad_click, video_rec, similar_listings)
+    return (ad_click, video_rec, similar_listings, event_recommendation)
 
 
 def find(name: str, cases: tuple[CaseStudy, ...] | None = None) -> CaseStudy:

@@ -1,0 +1,119 @@
+"""Event recommendation: a user in, the events they are likeliest to register for out.
+
+Two stages, as the book serves it: rule-based filtering of the live events (upcoming, within the radius of the
+user's home or the request's location, capacity left, not already registered), then ranking the survivors by the
+champion's P(register) on online features (MLSD_ONLINE_STORE_URL: sqlite:///<file> or redis://...). The response
+carries the filter's counts. A user the online features do not know gets popular events near the request's
+location ("strategy": "cold_start"); without a location, a 404 that says to send one.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import bentoml
+from bentoml.exceptions import NotFound, ServiceUnavailable
+from pydantic import BaseModel, Field, model_validator
+
+from bentos.base import Id, Strict, online_service, service_config
+
+MODEL_NAME = "event_recommendation_ranker"
+try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
+    from bentos.event_recommendation.model_tag import MODEL_TAG
+except ImportError:  # running from the source tree
+    MODEL_TAG = f"{MODEL_NAME}:latest"
+MAX_K = 100
+MAX_RADIUS_KM = 500.0
+# The case's settings of the same names (README "Event recommendation") configure the filter of a served bento.
+RADIUS_KM = float(os.environ.get("MLSD_EVENT_RECOMMENDATION_RADIUS_KM") or 80.0)
+MAX_CANDIDATES = int(os.environ.get("MLSD_EVENT_RECOMMENDATION_MAX_CANDIDATES") or 500)
+# A request filters the live events and ranks up to 500 of them; measured by `./dev.sh bench event_serving`.
+MAX_QUEUE_MS = 50
+MAX_IN_FLIGHT = 4
+
+
+class Location(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class RecommendRequest(Strict):
+    user_id: Id
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    location: Location | None = Field(default=None, description="where the user is now; their home when absent")
+    ts: datetime | None = Field(default=None, description="request time (UTC); now when absent")
+    radius_km: float | None = Field(default=None, ge=0.1, le=MAX_RADIUS_KM,
+                                    description="the filter's radius; the service's setting when absent")
+
+    @model_validator(mode="after")
+    def _aware(self):
+        if self.ts is not None and self.ts.tzinfo is None:
+            raise ValueError("ts: give a timezone (UTC), e.g. 2026-04-04T18:00:00Z")
+        return self
+
+
+class RecommendedEvent(BaseModel):
+    rank: int
+    event_id: str
+    score: float = Field(description="P(register) from the champion; registrations so far for a cold start")
+    category: str | None
+    start_ts: str
+    distance_km: float
+    price: float
+
+
+class RecommendResponse(BaseModel):
+    user_id: str
+    strategy: str = Field(description="personalized (the champion ranked) or cold_start (location and popularity)")
+    location: str = Field(description="home (the user's) or request (the location sent)")
+    events: list[RecommendedEvent]
+    filters: dict[str, int] = Field(description="live events left after each filter, in order, and how many were ranked")
+    notes: list[str]
+    model_version: str
+    feature_snapshot: str = Field(description="as-of time of the online features used")
+
+
+@online_service(max_queue_ms=MAX_QUEUE_MS, max_in_flight=MAX_IN_FLIGHT)
+@bentoml.service(**service_config())
+class EventRecommendationService:
+    model_ref = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        import bentoml.mlflow
+        import torch
+
+        from models.event_recommendation.online import NAMESPACE
+        from models.event_recommendation.service_model import Recommender
+        from models.online_store import open_store
+
+        torch.set_num_threads(1)
+        ranker = bentoml.mlflow.load_model(self.model_ref).unwrap_python_model().ranker
+        self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
+        url = os.environ.get("MLSD_ONLINE_STORE_URL")
+        self.recommender = Recommender(ranker, open_store(url, NAMESPACE), RADIUS_KM, MAX_CANDIDATES) if url else None
+
+    @bentoml.api(input_spec=RecommendRequest, output_spec=RecommendResponse)
+    async def recommend(self, user_id: str, k: int = 10, location: Location | None = None, ts: datetime | None = None,
+                        radius_km: float | None = None) -> RecommendResponse:
+        """The k events the user is likeliest to register for, among the live events near them."""
+        from models.event_recommendation.service_model import NeedLocation, NoFeatures
+
+        if self.recommender is None:
+            raise ServiceUnavailable("the online store is not configured (MLSD_ONLINE_STORE_URL)")
+        if isinstance(location, dict):
+            location = Location(**location)
+        try:
+            answer = self.recommender.recommend(
+                user_id, k, (location.lat, location.lon) if location else None,
+                (ts or datetime.now(timezone.utc)).astimezone(timezone.utc), radius_km)
+        except NeedLocation as error:
+            raise NotFound(str(error)) from None
+        except NoFeatures as error:
+            raise ServiceUnavailable(str(error)) from None
+        return RecommendResponse(
+            user_id=user_id, strategy=answer.strategy, location=answer.location,
+            events=[RecommendedEvent(rank=r, **event) for r, event in enumerate(answer.events, 1)],
+            filters=answer.filters, notes=answer.notes, model_version=self.model_version,
+            feature_snapshot=answer.snapshot_as_of,
+        )

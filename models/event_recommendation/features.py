@@ -1,0 +1,257 @@
+"""Point-in-time features of (user, event, time) rows, in two stages that training and serving share.
+
+Stage one, `aggregates_as_of`, counts what happened strictly before each row's time: the user's past registrations
+(by category, weekday, hour, price, distance and description), the event's registrations and impressions so far,
+friends registered or inviting, the host's past attendance. Serving reads the same aggregates from the online
+store's snapshot instead (`models/event_rec/service_model.py`). Stage two, `compose`, turns aggregates and the
+raw attributes into the model's features, and is the one function both paths call.
+
+Counts that grow while an event is on sale are the leakage trap of this case: a count taken at the end of the sale
+carries the label. Every join here is an as-of join that excludes the row's own time, and
+`point_in_time_audit` recounts a sample from the raw events to prove it (a blocking check).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from models.event_recommendation.data import LABEL
+
+EARTH_KM = 6371.0
+HOUR_BLOCK = 4  # hours: a user's habit is judged in blocks of the day
+PRICE_BUCKETS = (0.0, 15.0, 40.0, 100.0)  # free, up to 15, up to 40, up to 100, more
+FEATURES = (
+    "distance_km", "same_city", "distance_vs_user", "hours_to_event", "hours_on_sale", "is_weekend",
+    "weekday_match", "hour_match", "registrations_so_far", "impressions_so_far", "registration_rate_so_far",
+    "capacity_left_share", "friends_registered", "friends_inviting", "host_is_friend", "host_past_events",
+    "host_past_attendance", "age", "gender_code", "price_log", "price_bucket", "price_vs_user", "category_match",
+    "user_registrations", "description_similarity",
+)
+# Columns stage one gives stage two (besides user_id, event_id and ts).
+AGGREGATES = (
+    "u_lat", "u_lon", "u_city", "age", "gender_code", "u_regs", "u_cat_regs", "u_weekday_regs", "u_hour_regs",
+    "u_logprice_sum", "u_logdist_sum", "e_lat", "e_lon", "e_city", "price", "capacity", "start_ts", "created_ts",
+    "e_regs", "e_imps", "friends_registered", "friends_inviting", "host_is_friend", "host_past_events",
+    "host_past_regs", "description_similarity",
+)
+
+
+def haversine_km(lat1: pl.Expr, lon1: pl.Expr, lat2: pl.Expr, lon2: pl.Expr) -> pl.Expr:
+    rad = np.pi / 180
+    a = ((lat2 - lat1) * rad / 2).sin() ** 2 + (lat1 * rad).cos() * (lat2 * rad).cos() * ((lon2 - lon1) * rad / 2).sin() ** 2
+    return 2 * EARTH_KM * a.sqrt().clip(0, 1).arcsin()
+
+
+def distance_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle kilometres between arrays of coordinates (numpy; the polars twin is `haversine_km`)."""
+    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=float)) for v in (lat1, lon1, lat2, lon2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def gender_codes(users: pl.DataFrame) -> dict[str, int]:
+    """The three most common genders by their frequency rank (0, 1, 2); anything else, or none, is 3."""
+    counts = users.drop_nulls("gender")["gender"].value_counts(sort=True)
+    return {g: i for i, g in enumerate(counts["gender"].head(3).to_list())}
+
+
+def user_table(users: pl.DataFrame) -> pl.DataFrame:
+    codes = gender_codes(users)
+    return users.select(
+        "user_id", u_lat="lat", u_lon="lon", u_city="city", age=pl.col("age").cast(pl.Float64),
+        gender_code=pl.col("gender").replace_strict(codes, default=len(codes), return_dtype=pl.Int64).fill_null(len(codes)),
+    )
+
+
+def event_table(events: pl.DataFrame) -> pl.DataFrame:
+    return events.with_row_index("event_row").select(
+        "event_id", "event_row", "host_id", "category", e_lat="lat", e_lon="lon", e_city="city",
+        price=pl.col("price").cast(pl.Float64), capacity=pl.col("capacity").cast(pl.Float64), start_ts="start_ts",
+        created_ts="created_ts", weekday=pl.col("start_ts").dt.weekday(), hour_block=pl.col("start_ts").dt.hour() // HOUR_BLOCK,
+        log_price=pl.col("price").cast(pl.Float64).log1p(),
+    )
+
+
+def symmetric_edges(friendships: pl.DataFrame) -> pl.DataFrame:
+    """user_id, friend_id both ways, once each."""
+    pairs = friendships.select("user_id", "friend_id").filter(pl.col("user_id") != pl.col("friend_id"))
+    return pl.concat([pairs, pairs.select(user_id="friend_id", friend_id="user_id")]).unique()
+
+
+def registrations_with_attributes(interactions: pl.DataFrame, users_t: pl.DataFrame, events_t: pl.DataFrame) -> pl.DataFrame:
+    """Registrations (kind register) with the event's attributes and the distance from the user's home."""
+    regs = interactions.filter(pl.col("kind") == "register").select("user_id", "event_id", "ts")
+    return (
+        regs.join(events_t, on="event_id", how="inner").join(users_t.select("user_id", "u_lat", "u_lon"), on="user_id", how="left")
+        .with_columns(log_dist=haversine_km(pl.col("u_lat"), pl.col("u_lon"), pl.col("e_lat"), pl.col("e_lon")).log1p().fill_null(0.0))
+        .sort("ts")
+    )
+
+
+def _count_before(targets: pl.DataFrame, history: pl.DataFrame, by: list[str], name: str, sums: dict[str, str] | None = None,
+                  on: str = "ts") -> pl.DataFrame:
+    """Each target's running count (and sums) of `history` rows with the same `by` keys strictly before its time."""
+    sums = sums or {}
+    running = history.sort(on).select(
+        *by, pl.col(on).alias("_at"), pl.int_range(1, pl.len() + 1).over(by).alias(name),
+        *[pl.col(source).cum_sum().over(by).alias(target) for target, source in sums.items()],
+    )
+    joined = targets.sort("ts").join_asof(running, left_on="ts", right_on="_at", by=by, strategy="backward",
+                                          allow_exact_matches=False, check_sortedness=False)
+    return joined.drop("_at").with_columns(pl.col(name).fill_null(0), *[pl.col(t).fill_null(0.0) for t in sums])
+
+
+def _user_description_sums(regs: pl.DataFrame, event_vectors: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
+    """Per registration (in user, time order): its position and the sum of the user's description vectors up to it."""
+    ordered = regs.sort("user_id", "ts").with_row_index("reg_pos")
+    vectors = event_vectors[ordered["event_row"].to_numpy()] if ordered.height else np.zeros((0, event_vectors.shape[1]), np.float32)
+    cumulative = np.cumsum(vectors, axis=0, dtype=np.float64)
+    first = ordered.select(pl.col("reg_pos").min().over("user_id"))["reg_pos"].to_numpy().astype(np.int64)
+    before_first = np.where(first[:, None] > 0, cumulative[np.maximum(first - 1, 0)], 0.0)
+    return ordered.select("user_id", "ts", "reg_pos"), (cumulative - before_first).astype(np.float32)
+
+
+def description_similarity(user_sums: np.ndarray, event_vectors: np.ndarray) -> np.ndarray:
+    """Cosine of each event's description with the sum of the user's past ones (0 without history or text)."""
+    norms = np.linalg.norm(user_sums, axis=1) * np.linalg.norm(event_vectors, axis=1)
+    dots = np.einsum("ij,ij->i", user_sums, event_vectors)
+    return np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0)
+
+
+def aggregates_as_of(targets: pl.DataFrame, interactions: pl.DataFrame, users: pl.DataFrame, events: pl.DataFrame,
+                     friendships: pl.DataFrame, event_vectors: np.ndarray) -> pl.DataFrame:
+    """Stage one for `targets` (user_id, event_id, ts, any other columns kept): every count from interactions
+    strictly before the row's ts. `event_vectors` are the description vectors in the order of `events`' rows."""
+    users_t, events_t = user_table(users), event_table(events)
+    regs = registrations_with_attributes(interactions, users_t, events_t)
+    edges = symmetric_edges(friendships)
+    rows = (targets.with_row_index("_row").join(users_t, on="user_id", how="left")
+            .join(events_t, on="event_id", how="left").sort("ts"))
+
+    rows = _count_before(rows, regs, ["user_id"], "u_regs", {"u_logprice_sum": "log_price", "u_logdist_sum": "log_dist"})
+    rows = _count_before(rows, regs, ["user_id", "category"], "u_cat_regs")
+    rows = _count_before(rows, regs, ["user_id", "weekday"], "u_weekday_regs")
+    rows = _count_before(rows, regs, ["user_id", "hour_block"], "u_hour_regs")
+    rows = _count_before(rows, regs, ["event_id"], "e_regs")
+    impressions = interactions.filter(pl.col("kind") == "impression").select("event_id", "ts")
+    rows = _count_before(rows, impressions, ["event_id"], "e_imps")
+    friend_regs = regs.select(pl.col("user_id").alias("friend_id"), "event_id", "ts").join(edges, on="friend_id").select("user_id", "event_id", "ts")
+    rows = _count_before(rows, friend_regs, ["user_id", "event_id"], "friends_registered")
+    invites = interactions.filter((pl.col("kind") == "invite") & pl.col("invitee_id").is_not_null()).select(
+        pl.col("invitee_id").alias("user_id"), "event_id", "ts")
+    rows = _count_before(rows, invites, ["user_id", "event_id"], "friends_inviting")
+    # The host's events that started before the row: their registrations were all made by then.
+    host_events = (regs.filter(pl.col("ts") < pl.col("start_ts")).group_by("event_id").len("final_regs")
+                   .join(events_t.select("event_id", "host_id", "start_ts"), on="event_id", how="right").fill_null(0)
+                   .select("host_id", ts="start_ts", host_regs="final_regs"))
+    rows = _count_before(rows, host_events.with_columns(pl.col("host_regs").cast(pl.Float64)), ["host_id"], "host_past_events",
+                         {"host_past_regs": "host_regs"})
+    rows = rows.join(edges.select("user_id", host_id="friend_id", host_is_friend=pl.lit(1)), on=["user_id", "host_id"], how="left").with_columns(
+        pl.col("host_is_friend").fill_null(0))
+
+    # Description similarity to the user's past registrations (as of the row).
+    positions, sums = _user_description_sums(regs, event_vectors)
+    rows = rows.sort("ts").join_asof(positions.rename({"ts": "_at"}).sort("_at"), left_on="ts", right_on="_at", by="user_id",
+                                     strategy="backward", allow_exact_matches=False, check_sortedness=False).drop("_at")
+    similarity = np.zeros(rows.height)
+    reg_pos, event_row = rows["reg_pos"].to_numpy(), rows["event_row"].to_numpy()
+    known = np.flatnonzero(~np.isnan(reg_pos.astype(float)) & ~np.isnan(event_row.astype(float)))
+    for start in range(0, len(known), 20_000):
+        chunk = known[start : start + 20_000]
+        similarity[chunk] = description_similarity(sums[reg_pos[chunk].astype(int)], event_vectors[event_row[chunk].astype(int)])
+    rows = rows.with_columns(description_similarity=pl.Series(similarity))
+    return rows.sort("_row").drop("_row", "reg_pos", "event_row", "weekday", "hour_block", "log_price", "category_right",
+                                  strict=False)
+
+
+def _share(count: str) -> pl.Expr:
+    return pl.when(pl.col("u_regs") > 0).then(pl.col(count) / pl.col("u_regs")).otherwise(None)
+
+
+def compose(aggregates: pl.DataFrame) -> pl.DataFrame:
+    """Stage two: the model's FEATURES from stage one's aggregates (nulls where a user has no history)."""
+    distance = haversine_km(pl.col("u_lat"), pl.col("u_lon"), pl.col("e_lat"), pl.col("e_lon"))
+    hours = lambda a, b: (pl.col(a) - pl.col(b)).dt.total_seconds() / 3600  # noqa: E731
+    price_log = pl.col("price").log1p()
+    return aggregates.with_columns(
+        distance_km=distance,
+        same_city=(pl.col("u_city") == pl.col("e_city")).fill_null(False).cast(pl.Float64),
+        distance_vs_user=pl.when(pl.col("u_regs") > 0).then(distance.log1p() - pl.col("u_logdist_sum") / pl.col("u_regs")),
+        hours_to_event=hours("start_ts", "ts"),
+        hours_on_sale=hours("ts", "created_ts"),
+        is_weekend=(pl.col("start_ts").dt.weekday() >= 6).cast(pl.Float64),
+        weekday_match=_share("u_weekday_regs"),
+        hour_match=_share("u_hour_regs"),
+        registrations_so_far=pl.col("e_regs").cast(pl.Float64),
+        impressions_so_far=pl.col("e_imps").cast(pl.Float64),
+        # Smoothed towards one registration in twenty impressions, so a new event is not 0/0.
+        registration_rate_so_far=(pl.col("e_regs") + 1) / (pl.col("e_imps") + 20),
+        capacity_left_share=(1 - pl.col("e_regs") / pl.col("capacity")).clip(0, 1),
+        friends_registered=pl.col("friends_registered").cast(pl.Float64),
+        friends_inviting=pl.col("friends_inviting").cast(pl.Float64),
+        host_is_friend=pl.col("host_is_friend").cast(pl.Float64),
+        host_past_events=pl.col("host_past_events").cast(pl.Float64),
+        host_past_attendance=pl.when(pl.col("host_past_events") > 0).then(pl.col("host_past_regs") / pl.col("host_past_events")),
+        gender_code=pl.col("gender_code").cast(pl.Float64),
+        price_log=price_log,
+        price_bucket=pl.sum_horizontal([(pl.col("price") > b).cast(pl.Float64) for b in PRICE_BUCKETS]),
+        price_vs_user=pl.when(pl.col("u_regs") > 0).then(price_log - pl.col("u_logprice_sum") / pl.col("u_regs")),
+        category_match=_share("u_cat_regs"),
+        user_registrations=pl.col("u_regs").cast(pl.Float64),
+        description_similarity=pl.col("description_similarity").cast(pl.Float64),
+    )
+
+
+def point_in_time_features(targets: pl.DataFrame, interactions: pl.DataFrame, users: pl.DataFrame, events: pl.DataFrame,
+                           friendships: pl.DataFrame, event_vectors: np.ndarray) -> pl.DataFrame:
+    """`targets`' columns plus FEATURES, each computed from interactions strictly before the row's ts."""
+    composed = compose(aggregates_as_of(targets, interactions, users, events, friendships, event_vectors))
+    return composed.select(*targets.columns, *FEATURES)
+
+
+def feature_matrix(frame: pl.DataFrame) -> np.ndarray:
+    """FEATURES as float32 with NaN for a missing value."""
+    return frame.select([pl.col(f).cast(pl.Float32) for f in FEATURES]).to_numpy().astype(np.float32)
+
+
+def point_in_time_audit(features: pl.DataFrame, interactions: pl.DataFrame, friendships: pl.DataFrame,
+                        sample: int = 300, seed: int = 0) -> pl.DataFrame:
+    """Recounts, for a sample of rows, each growing count from the raw events strictly before the row's time, the
+    slow obvious way; one row per feature with the rows that disagree (the leakage check wants zero)."""
+    rows = features.sample(min(sample, features.height), seed=seed) if features.height else features
+    regs = interactions.filter(pl.col("kind") == "register")
+    impressions = interactions.filter(pl.col("kind") == "impression")
+    invites = interactions.filter(pl.col("kind") == "invite")
+    edges = symmetric_edges(friendships)
+    friends_of = dict(edges.group_by("user_id").agg("friend_id").iter_rows())
+    mismatches = {"registrations_so_far": 0, "impressions_so_far": 0, "friends_registered": 0, "friends_inviting": 0,
+                  "user_registrations": 0}
+    by_event_regs = dict(regs.group_by("event_id").agg("ts", "user_id").select("event_id", pl.struct("ts", "user_id")).iter_rows())
+    by_event_imps = dict(impressions.group_by("event_id").agg("ts").iter_rows())
+    by_user_regs = dict(regs.group_by("user_id").agg("ts").iter_rows())
+    invites_to = dict(invites.group_by("invitee_id", "event_id").agg("ts").select(
+        pl.concat_str("invitee_id", "event_id", separator="|"), "ts").iter_rows())
+    for row in rows.iter_rows(named=True):
+        ts, event, user = row["ts"], row["event_id"], row["user_id"]
+        event_regs = by_event_regs.get(event) or {"ts": [], "user_id": []}
+        expected = {
+            "registrations_so_far": sum(t < ts for t in event_regs["ts"]),
+            "impressions_so_far": sum(t < ts for t in by_event_imps.get(event, [])),
+            "friends_registered": sum(t < ts and u in set(friends_of.get(user, [])) for t, u in zip(event_regs["ts"], event_regs["user_id"])),
+            "friends_inviting": sum(t < ts for t in invites_to.get(f"{user}|{event}", [])),
+            "user_registrations": sum(t < ts for t in by_user_regs.get(user, [])),
+        }
+        for name, value in expected.items():
+            if row[name] is None or abs(row[name] - value) > 1e-9:
+                mismatches[name] += 1
+    return pl.DataFrame({"feature": list(mismatches), "rows_checked": [rows.height] * len(mismatches),
+                         "rows_not_as_of_impression": list(mismatches.values())})
+
+
+def leaky_end_of_sale(features: pl.DataFrame, interactions: pl.DataFrame) -> pl.DataFrame:
+    """The trap, for the leakage test: registrations_so_far counted at the end of the sale (every registration)."""
+    final = interactions.filter(pl.col("kind") == "register").group_by("event_id").len("final").with_columns(pl.col("final").cast(pl.Float64))
+    return features.join(final, on="event_id", how="left").with_columns(
+        registrations_so_far=pl.col("final").fill_null(0.0)).drop("final")
+

@@ -1,0 +1,116 @@
+"""What the service does for one request: rule-based event filtering over the live events, then ranking the
+survivors with the champion on online features (the book's two serving stages).
+
+Filtering keeps events that start more than an hour after the request, went on sale before it, are within the
+radius of the user (their home, or the request's location), have capacity left and that the user has not
+registered for; if more than `max_candidates` remain, the nearest are ranked. A user the store does not know is
+answered from location and popularity (the cold start), and the answer says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from models.event_recommendation.features import compose, distance_km, feature_matrix
+from models.event_recommendation.online import LiveEvents, serving_aggregates
+from models.event_recommendation.ranker import Ranker
+from models.text_embeddings import DIM
+
+MIN_LEAD = timedelta(hours=1)
+
+
+class NoFeatures(RuntimeError):
+    """The online store holds no snapshot for this case: publish the online features first."""
+
+
+class NeedLocation(ValueError):
+    """An unknown user without a location: there is nothing to filter events by."""
+
+
+@dataclass
+class Recommendation:
+    events: list[dict]
+    strategy: str  # personalized, or cold_start: location and popularity
+    filters: dict[str, int]
+    snapshot_as_of: str
+    location: str  # home, request
+    notes: list[str] = field(default_factory=list)
+
+
+class Recommender:
+    def __init__(self, ranker: Ranker, store, radius_km: float = 80.0, max_candidates: int = 500):
+        self.ranker, self.store = ranker, store
+        self.radius_km, self.max_candidates = radius_km, max_candidates
+        self._live: LiveEvents | None = None
+        self._snapshot: str | None = None
+        self._lock = threading.Lock()
+
+    def live(self) -> tuple[LiveEvents, str]:
+        """The live events of the store's current snapshot, reloaded when a new snapshot is published."""
+        info = self.store.current()
+        if info is None:
+            raise NoFeatures("the online store holds no event_recommendation snapshot: materialize "
+                             "event_recommendation_online_features")
+        if info.snapshot_id != self._snapshot:
+            with self._lock:
+                if info.snapshot_id != self._snapshot:
+                    (catalogue,) = self.store.get_in(info.snapshot_id, "catalogue", ["live"])
+                    ids = (catalogue or {}).get("event_ids", [])
+                    records = self.store.get_in(info.snapshot_id, "event", ids)
+                    self._live = LiveEvents({i: r for i, r in zip(ids, records) if r is not None},
+                                            datetime.fromisoformat(info.as_of), DIM)
+                    self._snapshot = info.snapshot_id
+        return self._live, self._snapshot
+
+    def recommend(self, user_id: str, k: int = 10, location: tuple[float, float] | None = None,
+                  ts: datetime | None = None, radius_km: float | None = None) -> Recommendation:
+        live, snapshot = self.live()
+        ts = ts or datetime.now(timezone.utc)
+        (user,) = self.store.get_in(snapshot, "user", [user_id])
+        radius = radius_km or self.radius_km
+        if user is None and location is None:
+            raise NeedLocation(f"user_id: {user_id!r} is not in the online features (as of {live.as_of:%Y-%m-%d %H:%M}); "
+                               "send a location to get events near it")
+        lat, lon = location if location is not None else (user["u_lat"], user["u_lon"])
+        counts = {"live": len(live)}
+        when = ts.timestamp()
+        keep = (live.start > when + MIN_LEAD.total_seconds()) & (live.created <= when)
+        counts["upcoming"] = int(keep.sum())
+        distance = distance_km(lat, lon, live.lat, live.lon) if len(live) else np.zeros(0)
+        keep &= distance <= radius
+        counts["within_radius"] = int(keep.sum())
+        keep &= live.regs < live.capacity
+        counts["capacity_left"] = int(keep.sum())
+        registered = [live.position[e] for e in (user or {}).get("registered", []) if e in live.position]
+        keep[registered] = False
+        counts["not_registered"] = int(keep.sum())
+        candidates = np.flatnonzero(keep)
+        if len(candidates) > self.max_candidates:
+            candidates = candidates[np.argsort(distance[candidates], kind="stable")[: self.max_candidates]]
+        counts["ranked"] = len(candidates)
+        notes = []
+        if user is None:
+            # Cold start: popular events near the location, nearest first among equals.
+            order = np.lexsort((distance[candidates], -live.regs[candidates]))
+            chosen = candidates[order[:k]]
+            scores = live.regs[chosen].astype(float)
+            notes.append("unknown user: ranked by registrations so far, near the request's location")
+            strategy = "cold_start"
+        else:
+            user = {**user, "user_id": user_id}
+            if location is not None:
+                user = {**user, "u_lat": lat, "u_lon": lon}
+            features = compose(serving_aggregates(user, live, candidates, ts))
+            p = self.ranker.predict(feature_matrix(features)) if len(candidates) else np.zeros(0)
+            order = np.argsort(-p, kind="stable")[:k]
+            chosen, scores = candidates[order], p[order]
+            strategy = "personalized"
+        events = [{"event_id": str(live.ids[i]), "score": float(s), "category": live.frame["category"][int(i)],
+                   "start_ts": live.frame["start_ts"][int(i)].isoformat(), "distance_km": float(distance[i]),
+                   "price": float(live.frame["price"][int(i)])} for i, s in zip(chosen, scores)]
+        return Recommendation(events, strategy, counts, live.as_of.isoformat(),
+                              "request" if location is not None else "home", notes)
