@@ -10,7 +10,7 @@ from assets.case import InvalidSetting
 from models.drift import SimulatedDrift
 from models.windows import WindowSize, parse_duration
 
-DRIFT_KINDS = ("price", "taste")
+DRIFT_KINDS = ("price", "taste", "radius")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class EventRecommendationSettings:
     test_window: str = "4d 200users"
     radius_km: float = 80.0  # the service's event filter: events within this distance of the user
     max_candidates: int = 500  # the service ranks at most this many filtered events (the nearest)
-    drift: str = "none"  # simulator only: price@DAY or taste@DAY (0-based day the drift starts)
+    drift: str = "none"  # simulator only: price@DAY, taste@DAY or radius@DAY (0-based day the drift starts)
 
     def __post_init__(self):
         for name in ("days", "users", "events_per_day", "sessions_per_day", "max_candidates"):

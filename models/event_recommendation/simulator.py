@@ -62,6 +62,7 @@ GENDERS = ("female", "male", "nonbinary")
 BASE, W_INTEREST, W_SUBTOPIC, W_DISTANCE, W_PRICE = -3.0, 1.1, 1.3, 1.4, 1.2
 W_FRIENDS, W_INVITED, W_HOST_FRIEND, W_QUALITY, W_APPEAL = 0.8, 1.6, 0.8, 0.6, 0.7
 W_WEEKDAY, W_HOUR, W_AGE = 0.6, 0.5, 0.7
+PRICE_DRIFT = 2.5  # what events put on sale from a price drift's day cost, against before
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ class SimulationConfig:
     friends_per_user: float = 6.0
     events_per_day: int = 40
     sessions_per_day: int = 800
-    # Drift from `drift_day` (0-based) on: "price" (every event costs twice as much: users register less and for
-    # cheaper ones) or "taste" (interests are drawn anew).
+    # Drift from `drift_day` (0-based) on: "price" (events put on sale from that day cost 2.5 times as much, a
+    # pricier season: users see dearer events and register less), "taste" (interests are drawn anew) or "radius" (the
+    # platform's candidate generation reaches 2.5 times as far: users are shown distant events they rarely want).
     drift_kind: str = "none"
     drift_day: int = 0
 
@@ -182,7 +184,7 @@ def simulate(config: SimulationConfig) -> World:
     events: dict[str, list] = {k: [] for k in ("host", "category", "subtopic", "description", "price", "lat", "lon", "city",
                                                "start", "created", "capacity", "appeal")}
 
-    def create_events(count: int, created_from: datetime, span_hours: float):
+    def create_events(count: int, created_from: datetime, span_hours: float, price_factor: float = 1.0):
         h = rng.choice(len(hosts), count, p=host_activity / host_activity.sum())
         for j in h:
             category = int(host_category[j]) if rng.random() < 0.8 else int(rng.integers(len(CATEGORIES)))
@@ -196,7 +198,7 @@ def simulate(config: SimulationConfig) -> World:
             host_user = int(hosts[j])
             city = int(users.city[host_user]) if rng.random() < 0.9 else int(rng.integers(len(cities)))
             lat, lon = _jitter(rng, np.array([cities[city][1]]), np.array([cities[city][2]]), 5.0)
-            price = 0.0 if rng.random() < 0.25 else float(np.round(np.exp(rng.normal(np.log(price_scale), 0.5)), 0))
+            price = 0.0 if rng.random() < 0.25 else float(np.round(price_factor * np.exp(rng.normal(np.log(price_scale), 0.5)), 0))
             events["host"].append(host_user)
             events["category"].append(category)
             events["subtopic"].append(subtopic)
@@ -220,16 +222,18 @@ def simulate(config: SimulationConfig) -> World:
     friend_lists = [adjacency[u].indices for u in range(n)]
     registered_count, previous_events = np.zeros(0, dtype=int), 0
     for day in range(config.n_days):
+        # A radius drift is an upstream product change: the platform reaches 2.5 times as far for events to show.
+        reach = 2.5 if config.drift_kind == "radius" and day >= config.drift_day else 1.0
         if config.drift_kind == "taste" and day == config.drift_day:
             users.new_interests(rng)
-        price_factor = 2.0 if config.drift_kind == "price" and day >= config.drift_day else 1.0
         today = start + timedelta(days=day)
-        create_events(config.events_per_day, today, 24)
+        create_events(config.events_per_day, today, 24,
+                      PRICE_DRIFT if config.drift_kind == "price" and day >= config.drift_day else 1.0)
         event_start = np.array([t.timestamp() for t in events["start"]])
         event_created = np.array([t.timestamp() for t in events["created"]])
         elat, elon = np.array(events["lat"]), np.array(events["lon"])
         ecat, esub = np.array(events["category"]), np.array(events["subtopic"])
-        eprice = np.array(events["price"]) * price_factor
+        eprice = np.array(events["price"])
         capacity = np.array(events["capacity"])
         appeal, ehost = np.array(events["appeal"]), np.array(events["host"])
         host_position = {int(h): i for i, h in enumerate(hosts)}
@@ -254,12 +258,12 @@ def simulate(config: SimulationConfig) -> World:
                 u = session_users[s]
                 open_ = (event_start > session_ts[s] + 3600) & (event_created <= session_ts[s]) & (registered_count < capacity)
                 dist = distance_km(users.lat[u], users.lon[u], elat, elon)
-                candidates = np.flatnonzero(open_ & (dist <= RADIUS_KM))
+                candidates = np.flatnonzero(open_ & (dist <= RADIUS_KM * reach))
                 candidates = candidates[registered[u, candidates] == 0]
                 if not len(candidates):
                     continue
                 # The platform's own ranking: popular, near and noisy.
-                score = np.log1p(registered_count[candidates]) - dist[candidates] / 25 + rng.gumbel(0, 1.5, len(candidates))
+                score = np.log1p(registered_count[candidates]) - dist[candidates] / (25 * reach) + rng.gumbel(0, 1.5, len(candidates))
                 shown = candidates[np.argsort(-score)[:SHOWN]]
                 friends = registered[np.ix_(friend_lists[u], shown)].sum(axis=0)
                 shown_lists.append((session_ts[s], u, shown, friends, dist[shown]))
