@@ -84,7 +84,7 @@ class EventRecommendationService:
         import torch
 
         from models.event_recommendation.online import NAMESPACE
-        from models.event_recommendation.service_model import Recommender
+        from models.event_recommendation.service_model import NoFeatures, Recommender
         from models.online_store import open_store
 
         torch.set_num_threads(1)
@@ -92,6 +92,11 @@ class EventRecommendationService:
         self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
         url = os.environ.get("MLSD_ONLINE_STORE_URL")
         self.recommender = Recommender(ranker, open_store(url, NAMESPACE), RADIUS_KM, MAX_CANDIDATES) if url else None
+        if self.recommender is not None:
+            try:  # the live events load now, not in the first request's second
+                self.recommender.live()
+            except NoFeatures:
+                pass  # answered with a 503 until the features are published
 
     @bentoml.api(input_spec=RecommendRequest, output_spec=RecommendResponse)
     async def recommend(self, user_id: str, k: int = 10, location: Location | None = None, ts: datetime | None = None,
