@@ -215,15 +215,19 @@ class MLPRanker(Ranker):
             logits = self.network(torch.from_numpy(self.scaler.transform(matrix))).squeeze(-1)
         return torch.sigmoid(logits).double().numpy()
 
+    def batch_size(self, rows: int) -> int:
+        """The configured batch, smaller on small data so that an epoch still takes a couple of hundred steps."""
+        return min(self.params.batch_size, max(64, rows // 200))
+
     def epoch(self, x, y, optimizer, generator) -> float:
         import torch
 
         self.network.train()
         loss_fn = torch.nn.BCEWithLogitsLoss()
         order = torch.randperm(len(x), generator=generator)
-        total = 0.0
-        for start in range(0, len(x), self.params.batch_size):
-            index = order[start : start + self.params.batch_size]
+        total, batch = 0.0, self.batch_size(len(x))
+        for start in range(0, len(x), batch):
+            index = order[start : start + batch]
             optimizer.zero_grad()
             loss = loss_fn(self.network(x[index]).squeeze(-1), y[index])
             loss.backward()
