@@ -39,3 +39,9 @@ def served(request, served_cases, case_runs):
 def served_similar_listings(served_cases):
     served = served_cases.get("similar_listings")
     return {"url": served.url, "process": served.process, "version": served.version, "settings": served.settings}
+
+
+@pytest.fixture(scope="session")
+def served_event_recommendation(served_cases):
+    served = served_cases.get("event_recommendation")
+    return {"url": served.url, "process": served.process, "version": served.version, "settings": served.settings}
