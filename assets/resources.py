@@ -284,6 +284,13 @@ class RawSource(dg.ConfigurableResource):
         return first_day, (last_day - first_day + timedelta(days=1)).days
 
 
+class EventStream(dg.ConfigurableResource):
+    """A case's Redis event stream, and where its consumer lands the events in the lake (empty: it does not)."""
+
+    url: str
+    lake_dir: str = ""
+
+
 class TextEmbeddings(dg.ConfigurableResource):
     """Sentence embeddings of free text (models/text_embeddings.py): the encoder loads once per process, and vectors
     are cached by content hash under `cache_dir`, so a re-run or a second case encoding the same texts reads them."""

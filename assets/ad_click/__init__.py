@@ -11,7 +11,7 @@ from assets.ad_click.continual import fine_tuning
 from assets.ad_click.features import build_feature_assets
 from assets.ad_click.monitoring import build_ad_click_drift_sensor, build_monitoring_assets, build_retrain_schedule
 from assets.ad_click.raw import GROUP, build_raw_assets
-from assets.ad_click.resources import AdClickSource, AdClickTimeSplit, EventStream
+from assets.ad_click.resources import AdClickSource, AdClickTimeSplit
 from assets.ad_click.serving import BENTO, PROMOTION_CHECK, build_serving_assets
 from assets.ad_click.settings import AdClickSettings
 from assets.ad_click.streaming import ad_click_stream_consumer_job, ad_click_stream_consumer_schedule
@@ -20,6 +20,7 @@ from assets.common import case_job
 from assets.continual import build_fine_tune_assets, fine_tune_job, fine_tune_schedule
 from assets.case import CaseStudy, EveryPartition, GatedTraining, LatestPartition, Platform
 from assets.release import rollback_job
+from assets.resources import EventStream
 from models.windows import parse_duration
 
 DAILY_JOB = "ad_click_daily_job"

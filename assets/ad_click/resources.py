@@ -63,9 +63,3 @@ class AdClickTimeSplit(dg.ConfigurableResource):
         return TimeSplit(self.warmup_days, self.validation_window, self.test_window, settings=(
             "MLSD_AD_CLICK_WARMUP_DAYS", "MLSD_AD_CLICK_VALIDATION_WINDOW", "MLSD_AD_CLICK_TEST_WINDOW"))
 
-
-class EventStream(dg.ConfigurableResource):
-    """The Redis stream of ad events and where the consumer lands them in the lake."""
-
-    url: str
-    lake_dir: str

@@ -1,8 +1,8 @@
 """Streaming ingestion: impression events on a Redis stream, a consumer group that keeps real-time aggregates.
 
-Effects are idempotent, so delivery can be at-least-once without double counting: each event is added to sorted
-sets keyed by its impression_id (adding it again changes nothing), and a batch is acknowledged only after its
-effects and its lake file are written. A consumer that dies re-reads its unacknowledged events when it restarts.
+The stream, the consumer group and at-least-once delivery are the shared kit's (models/event_stream.py); here are ad
+click's effects: each impression is added to sorted sets of its user and ad keyed by its impression_id (adding it
+again changes nothing), and each batch lands in the lake before it is acknowledged.
 
     python -m models.ad_click.stream replay --events FILE.parquet [--speed 3600]   (publish, optionally paced)
     python -m models.ad_click.stream consume [--until-idle 5]                        (the consumer)
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import polars as pl
 
+from models import event_stream
+
 STREAM = "ad_click:events"
 GROUP = "online-features"
 WINDOW_US = 3_600_000_000  # the real-time window: 1 hour, as the *_1h features
@@ -28,36 +30,13 @@ FIELDS = ("impression_id", "ts_us", "user_id", "ad_id", "position", "device", "c
 REALTIME_ENTITIES = {"user": "user_id", "ad": "ad_id"}
 
 
-def _client(url: str):
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
-
-
 def publish(url: str, impressions: pl.DataFrame, speed: float | None = None, stream: str = STREAM) -> int:
     """Publish impressions in time order. With `speed`, pace them: 3600 replays an hour of traffic per second."""
-    client = _client(url)
-    events = impressions.sort("ts").with_columns(ts_us=pl.col("ts").dt.epoch("us"))
     fields = FIELDS
     if "click_ts" in impressions.columns:  # delayed feedback: the click's own time ("" when none)
-        events = events.with_columns(click_ts_us=pl.col("click_ts").dt.epoch("us").cast(pl.String).fill_null(""))
+        impressions = impressions.with_columns(click_ts_us=pl.col("click_ts").dt.epoch("us").cast(pl.String).fill_null(""))
         fields = (*FIELDS, "click_ts_us")
-    events = events.select(fields)
-    started, first_ts = time.monotonic(), None
-    pipe = client.pipeline(transaction=False)
-    for i, row in enumerate(events.iter_rows(named=True), 1):
-        if speed:
-            first_ts = first_ts or row["ts_us"]
-            wait = (row["ts_us"] - first_ts) / 1e6 / speed - (time.monotonic() - started)
-            if wait > 0:
-                pipe.execute()
-                time.sleep(wait)
-        pipe.xadd(stream, {k: str(v) for k, v in row.items()})
-        if i % 1000 == 0:
-            pipe.execute()
-    pipe.execute()
-    client.close()
-    return events.height
+    return event_stream.publish(url, stream, impressions, fields, speed)
 
 
 @dataclass
@@ -68,7 +47,7 @@ class RealtimeAggregates:
     namespace: str = "ad_click:rt"
 
     def __post_init__(self):
-        self.client = _client(self.url)
+        self.client = event_stream.client(self.url)
 
     def key(self, entity: str, entity_id: str, stat: str) -> str:
         return f"{self.namespace}:{entity}:{entity_id}:{stat}"
@@ -97,44 +76,22 @@ def consume(
     on_batch=None,
 ) -> int:
     """Consume until the stream has been idle for `until_idle` seconds (forever when None). Returns events handled."""
-    import redis
-
-    client = _client(url)
-    try:
-        client.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    except redis.ResponseError as error:
-        if "BUSYGROUP" not in str(error):
-            raise
     aggregates = RealtimeAggregates(url, namespace)
-    handled, idle_since, backlog = 0, time.monotonic(), "0"  # "0": this consumer's unacknowledged events first
-    while True:
-        reply = client.xreadgroup(GROUP, consumer, {stream: backlog}, count=batch_size, block=None if backlog == "0" else 1000)
-        messages = reply[0][1] if reply else []
-        if backlog == "0" and not messages:
-            backlog = ">"
-            continue
-        if not messages:
-            if until_idle is not None and time.monotonic() - idle_since >= until_idle:
-                break
-            continue
-        idle_since = time.monotonic()
-        if lake_dir:
-            # The same events land in the lake: one file per batch, named by its first message id (a re-delivered
-            # batch overwrites its own file), written then renamed, before the acknowledgement.
-            write_events([fields for _, fields in messages], Path(lake_dir) / f"{messages[0][0]}.parquet")
-        if on_batch:
-            on_batch(handled + len(messages))  # a crash from here to the acknowledgement leaves the batch pending
-        _apply(client, aggregates, messages, stream)
-        handled += len(messages)
-    aggregates.close()
-    client.close()
-    return handled
+
+    def land(events: list[dict], first_id: str) -> None:
+        # The same events land in the lake: one file per batch, named by its first message id (a re-delivered batch
+        # overwrites its own file), written then renamed, before the acknowledgement.
+        write_events(events, Path(lake_dir) / f"{first_id}.parquet")
+
+    try:
+        return event_stream.consume(url, stream, GROUP, consumer, lambda pipe, events: _apply(pipe, aggregates, events),
+                                    land if lake_dir else None, until_idle, batch_size, on_batch)
+    finally:
+        aggregates.close()
 
 
-def _apply(client, aggregates: RealtimeAggregates, messages, stream: str) -> None:
-    """The batch's effects and its acknowledgement in one transaction; re-applying them changes nothing."""
-    events = [fields for _, fields in messages]
-    pipe = client.pipeline(transaction=True)
+def _apply(pipe, aggregates: RealtimeAggregates, events: list[dict]) -> None:
+    """The batch's effects, queued on the consumer's transaction; re-applying them changes nothing."""
     newest = 0
     for event in events:
         ts = int(event["ts_us"])
@@ -151,8 +108,6 @@ def _apply(client, aggregates: RealtimeAggregates, messages, stream: str) -> Non
             for stat in ("impressions", "clicks"):
                 key = aggregates.key(entity, entity_id, stat)
                 pipe.zremrangebyscore(key, "-inf", f"({newest - RETAIN_US}")
-    pipe.xack(stream, GROUP, *[message_id for message_id, _ in messages])
-    pipe.execute()
 
 
 def write_events(events: list[dict], path: Path) -> None:

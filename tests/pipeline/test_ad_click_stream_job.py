@@ -2,7 +2,7 @@ import polars as pl
 
 from assets.ad_click.streaming import ad_click_stream_consumer_job
 from models.ad_click.stream import publish
-from assets.ad_click.resources import EventStream
+from assets.resources import EventStream
 
 
 def test_the_dagster_consumer_job_drains_the_stream_into_the_lake(small_world, redis_url, tmp_path):
