@@ -17,8 +17,13 @@ from assets.event_recommendation.raw import GROUP, build_raw_assets
 from assets.event_recommendation.resources import EventRecommendationSource, EventRecommendationTimeSplit
 from assets.event_recommendation.serving import BENTO, PROMOTION_CHECK, build_serving_assets
 from assets.event_recommendation.settings import EventRecommendationSettings
+from assets.event_recommendation.streaming import (
+    event_recommendation_stream_consumer_job,
+    event_recommendation_stream_consumer_schedule,
+)
 from assets.event_recommendation.training import REGISTERED_MODEL, build_training_assets
 from assets.release import gated_schedule, rollback_job
+from assets.resources import EventStream
 
 TRAINING_JOB = "event_recommendation_training_job"
 ROLLBACK_JOB = "event_recommendation_rollback_job"
@@ -65,6 +70,7 @@ def build_definitions(platform: Platform, settings: EventRecommendationSettings)
         ),
         fine_tune_job(continual),
         rollback_job(GROUP),
+        event_recommendation_stream_consumer_job,
     ]
     return dg.Definitions(
         assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
@@ -76,9 +82,11 @@ def build_definitions(platform: Platform, settings: EventRecommendationSettings)
                            "Retrain the rankers weekly from scratch: hosts, prices and tastes move, and the daily "
                            "fine-tune only adds to what the model already is."),
             fine_tune_schedule(continual),
+            event_recommendation_stream_consumer_schedule,
         ],
         resources={
             "event_recommendation_source": source,
+            "event_recommendation_stream": EventStream(url=platform.stream_url),
             "event_recommendation_time_split": EventRecommendationTimeSplit(
                 label_window=settings.label_window, validation_window=settings.validation_window,
                 test_window=settings.test_window),

@@ -2,8 +2,9 @@
 
 Two stages, as the book serves it: rule-based filtering of the live events (upcoming, within the radius of the
 user's home or the request's location, capacity left, not already registered), then ranking the survivors by the
-champion's P(register) on online features (MLSD_ONLINE_STORE_URL: sqlite:///<file> or redis://...). The response
-carries the filter's counts. A user the online features do not know gets popular events near the request's
+champion's P(register) on online features (MLSD_ONLINE_STORE_URL: sqlite:///<file> or redis://...), with each
+event's registrations so far brought up to the request from the stream consumer's counts when MLSD_REALTIME_URL
+names its Redis. The response carries the filter's counts. A user the online features do not know gets popular events near the request's
 location ("strategy": "cold_start"); without a location, a 404 that says to send one.
 """
 
@@ -25,9 +26,23 @@ except ImportError:  # running from the source tree
     MODEL_TAG = f"{MODEL_NAME}:latest"
 MAX_K = 100
 MAX_RADIUS_KM = 500.0
-# The case's settings of the same names (README "Event recommendation") configure the filter of a served bento.
-RADIUS_KM = float(os.environ.get("MLSD_EVENT_RECOMMENDATION_RADIUS_KM") or 80.0)
-MAX_CANDIDATES = int(os.environ.get("MLSD_EVENT_RECOMMENDATION_MAX_CANDIDATES") or 500)
+
+
+def _setting(name: str, kind: type, default, low, high):
+    """The case's setting of the same name (README "Event recommendation"), as the served bento's filter takes it."""
+    variable = f"MLSD_EVENT_RECOMMENDATION_{name}"
+    raw = os.environ.get(variable)
+    try:
+        value = kind(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{variable}={raw!r} is not valid: give a number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{variable}={raw!r} is not valid: must be between {low} and {high}")
+    return value
+
+
+RADIUS_KM = _setting("RADIUS_KM", float, 80.0, 0.1, MAX_RADIUS_KM)
+MAX_CANDIDATES = _setting("MAX_CANDIDATES", int, 500, 1, 100_000)
 # A request filters the live events and ranks up to 500 of them; measured by `./dev.sh bench event_serving`.
 MAX_QUEUE_MS = 50
 MAX_IN_FLIGHT = 4
@@ -48,8 +63,12 @@ class RecommendRequest(Strict):
 
     @model_validator(mode="after")
     def _aware(self):
-        if self.ts is not None and self.ts.tzinfo is None:
-            raise ValueError("ts: give a timezone (UTC), e.g. 2026-04-04T18:00:00Z")
+        if self.ts is not None:
+            if self.ts.tzinfo is None:
+                raise ValueError("ts: give a timezone (UTC), e.g. 2026-04-05T10:00:00Z")
+            if not 1970 < self.ts.year < 9999:  # and no overflow when it moves to UTC
+                raise ValueError("ts: must be between the years 1971 and 9998")
+            self.ts = self.ts.astimezone(timezone.utc)
         return self
 
 
@@ -60,7 +79,7 @@ class RecommendedEvent(BaseModel):
     category: str | None
     start_ts: str
     distance_km: float
-    price: float
+    price: float | None
 
 
 class RecommendResponse(BaseModel):
@@ -91,7 +110,14 @@ class EventRecommendationService:
         ranker = bentoml.mlflow.load_model(self.model_ref).unwrap_python_model().ranker
         self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
         url = os.environ.get("MLSD_ONLINE_STORE_URL")
-        self.recommender = Recommender(ranker, open_store(url, NAMESPACE), RADIUS_KM, MAX_CANDIDATES) if url else None
+        realtime_url = os.environ.get("MLSD_REALTIME_URL")  # the stream consumer's Redis: registrations since the snapshot
+        live_registrations = None
+        if realtime_url:
+            from models.event_recommendation.stream import LiveRegistrations
+
+            live_registrations = LiveRegistrations(realtime_url)
+        self.recommender = Recommender(ranker, open_store(url, NAMESPACE), RADIUS_KM, MAX_CANDIDATES,
+                                       live_registrations=live_registrations) if url else None
         if self.recommender is not None:
             try:  # the live events load now, not in the first request's second
                 self.recommender.live()

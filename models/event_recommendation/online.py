@@ -130,7 +130,7 @@ class LiveEvents:
         self.lon = self.frame["e_lon"].to_numpy()
         self.start = self.frame["start_ts"].dt.epoch("s").to_numpy().astype(np.float64)
         self.created = self.frame["created_ts"].dt.epoch("s").to_numpy().astype(np.float64)
-        self.capacity = self.frame["capacity"].to_numpy()
+        self.capacity = self.frame["capacity"].fill_null(float("inf")).to_numpy()  # no capacity given: no limit
         self.regs = self.frame["e_regs"].to_numpy()
         self.vectors = np.stack([decode_vector(r.get("vector"), dim) for r in ordered]) if ordered else np.zeros((0, dim), np.float32)
         self.weekday = self.frame["start_ts"].dt.weekday().cast(pl.String).to_list()
@@ -141,10 +141,14 @@ class LiveEvents:
         return len(self.ids)
 
 
-def serving_aggregates(user: dict, live: LiveEvents, candidates: np.ndarray, ts: datetime) -> pl.DataFrame:
+def serving_aggregates(user: dict, live: LiveEvents, candidates: np.ndarray, ts: datetime,
+                       registrations: np.ndarray | None = None) -> pl.DataFrame:
     """Stage one for a user and candidate events (positions in `live`) from the snapshot: the same columns as
-    `features.aggregates_as_of`, counted before the snapshot's time; `ts` is the request's."""
+    `features.aggregates_as_of`, counted before the snapshot's time; `ts` is the request's. `registrations`, when
+    given, are the candidates' registrations so far from a fresher source (the stream) than the snapshot."""
     rows = live.frame[candidates.tolist()] if len(candidates) else live.frame.clear()
+    if registrations is not None:
+        rows = rows.with_columns(e_regs=pl.Series(np.asarray(registrations), dtype=pl.Int64))
     ids = rows["event_id"].to_list()
     categories, weekdays, blocks = rows["category"].to_list(), [live.weekday[i] for i in candidates], [live.hour_block[i] for i in candidates]
     friends_of_host = set(user.get("friends", []))

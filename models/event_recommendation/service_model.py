@@ -45,12 +45,15 @@ class Recommendation:
 
 class Recommender:
     """Holds the live events of the online store's current snapshot in memory. A new snapshot is noticed within
-    `refresh_seconds` and loaded in the background while requests go on with the one before (loading 100,000 live
-    events takes seconds, longer than a request may)."""
+    `refresh_seconds` and loaded in the background while requests go on with the previous live events (loading
+    100,000 takes seconds, longer than a request may); users are read from the new snapshot as soon as the old one's
+    records are gone."""
 
     def __init__(self, ranker: Ranker, store, radius_km: float = 80.0, max_candidates: int = 500,
-                 refresh_seconds: float = 5.0):
+                 refresh_seconds: float = 5.0, live_registrations=None):
         self.ranker, self.store = ranker, store
+        # The stream consumer's counts (models/event_recommendation/stream.py), added to the snapshot's when given.
+        self.live_registrations = live_registrations
         self.radius_km, self.max_candidates = radius_km, max_candidates
         self.refresh_seconds = refresh_seconds
         self._current: tuple[LiveEvents, str] | None = None
@@ -98,6 +101,13 @@ class Recommender:
         live, snapshot = self.live()
         ts = ts or datetime.now(timezone.utc)
         (user,) = self.store.get_in(snapshot, "user", [user_id])
+        if user is None:
+            # A snapshot published since this worker last looked has replaced the one its live events came from (the
+            # store keeps only the newest): read the user from that one while the new live events load.
+            info = self.store.current()
+            if info is not None and info.snapshot_id != snapshot:
+                (user,) = self.store.get_in(info.snapshot_id, "user", [user_id])
+                self._load_in_background(info)
         radius = radius_km or self.radius_km
         if user is None and location is None:
             raise NeedLocation(f"user_id: {user_id!r} is not in the online features (as of {live.as_of:%Y-%m-%d %H:%M}); "
@@ -127,26 +137,35 @@ class Recommender:
         if len(candidates) > self.max_candidates:
             nearest = np.argpartition(distance[candidates], self.max_candidates - 1)[: self.max_candidates]
             candidates = np.sort(candidates[nearest])
-        counts["ranked"] = len(candidates)
         notes = []
+        registrations = live.regs[candidates]
+        if self.live_registrations is not None and len(candidates) and ts > live.as_of:
+            since = self.live_registrations.counts([str(live.ids[i]) for i in candidates],
+                                                   int(live.as_of.timestamp() * 1e6), int(ts.timestamp() * 1e6))
+            registrations = registrations + np.asarray(since, dtype=registrations.dtype)
+            open_ = registrations < live.capacity[candidates]
+            candidates, registrations = candidates[open_], registrations[open_]
+            notes.append(f"registrations so far: the snapshot's plus {int(np.sum(since))} from the stream since "
+                         f"{live.as_of:%Y-%m-%d %H:%M}; {int((~open_).sum())} events sold out since")
+        counts["ranked"] = len(candidates)
         if user is None:
             # Cold start: popular events near the location, nearest first among equals.
-            order = np.lexsort((distance[candidates], -live.regs[candidates]))
+            order = np.lexsort((distance[candidates], -registrations))
             chosen = candidates[order[:k]]
-            scores = live.regs[chosen].astype(float)
+            scores = registrations[order[:k]].astype(float)
             notes.append("unknown user: ranked by registrations so far, near the request's location")
             strategy = "cold_start"
         else:
             user = {**user, "user_id": user_id}
             if location is not None:
                 user = {**user, "u_lat": lat, "u_lon": lon}
-            features = compose(serving_aggregates(user, live, candidates, ts))
+            features = compose(serving_aggregates(user, live, candidates, ts, registrations))
             p = self.ranker.predict(feature_matrix(features)) if len(candidates) else np.zeros(0)
             order = np.argsort(-p, kind="stable")[:k]
             chosen, scores = candidates[order], p[order]
             strategy = "personalized"
         events = [{"event_id": str(live.ids[i]), "score": float(s), "category": live.frame["category"][int(i)],
                    "start_ts": live.frame["start_ts"][int(i)].isoformat(), "distance_km": float(distance[i]),
-                   "price": float(live.frame["price"][int(i)])} for i, s in zip(chosen, scores)]
+                   "price": live.frame["price"][int(i)]} for i, s in zip(chosen, scores)]
         return Recommendation(events, strategy, counts, live.as_of.isoformat(),
                               "request" if location is not None else "home", notes)
