@@ -64,6 +64,11 @@ def metrics_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def one_row(**values) -> pl.DataFrame:
+    """A frame of one row: what a model asset hands downstream (its MLflow run, registered version, figures)."""
+    return pl.DataFrame({k: [v] for k, v in values.items()})
+
+
 def frame_markdown(frame: pl.DataFrame) -> str:
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.iter_rows()]

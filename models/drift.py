@@ -9,7 +9,6 @@ number per day, such as volume) and its live metrics (quality once labels arrive
 from __future__ import annotations
 
 import json
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date

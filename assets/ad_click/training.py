@@ -16,6 +16,7 @@ from assets.common import (
     log_plots,
     metric_metadata,
     metrics_table,
+    one_row,
     partition_frames,
     plot_links,
     suite_check,
@@ -48,17 +49,13 @@ def split_rows(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     return frame.filter(pl.col("split") == name)
 
 
-def _model_reference(**values) -> pl.DataFrame:
-    return pl.DataFrame({k: [v] for k, v in values.items()})
-
-
 NETWORK_TITLES = {"deepfm": "DeepFM", "dcn": "DCN-v2"}
 
 
 def _candidate_result(mlflow_tracking: MlflowTracking, run, info, kind: str, validation_log_loss: float,
                       report: dict, images: dict, **extra) -> dg.MaterializeResult:
     return dg.MaterializeResult(
-        value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, kind=kind,
+        value=one_row(run_id=run.info.run_id, model_uri=info.model_uri, kind=kind,
                                validation_log_loss=validation_log_loss, test_nce=report["nce"]),
         metadata={
             "validation_log_loss": validation_log_loss,
@@ -131,7 +128,7 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
             )
         context.log.info(f"baseline test metrics: {report}")
         return dg.MaterializeResult(
-            value=_model_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=""),
+            value=one_row(run_id=run.info.run_id, model_uri=info.model_uri, version=""),
             metadata={
                 **{f"test_{k}": v for k, v in report.items()},
                 **mlflow_tracking.run_link(run),
@@ -255,7 +252,7 @@ def build_training_assets(candidates: tuple[str, ...] = CANDIDATES) -> list:
         choice = table.select("kind", "validation_log_loss", "test_nce").sort("validation_log_loss")
         context.log.info(f"challenger: {chosen['kind']} (lowest validation log loss), {REGISTERED_MODEL} v{version}")
         return dg.MaterializeResult(
-            value=_model_reference(run_id=chosen["run_id"], model_uri=chosen["model_uri"], version=str(version),
+            value=one_row(run_id=chosen["run_id"], model_uri=chosen["model_uri"], version=str(version),
                                    kind=chosen["kind"]),
             metadata={
                 "model_kind": chosen["kind"],

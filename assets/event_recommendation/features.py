@@ -84,16 +84,19 @@ def build_feature_assets() -> list:
         })
 
     @dg.asset_check(asset=event_recommendation_features, blocking=True,
-                    additional_ins={"interactions": raw_ins["interactions"], "friendships": raw_ins["friendships"]},
+                    additional_ins={"interactions": raw_ins["interactions"], "friendships": raw_ins["friendships"],
+                                    "events": raw_ins["events"]},
                     description="Every growing count (registrations and impressions so far, friends registered and "
-                    "inviting, the user's past registrations) equals its recount from the raw events strictly before "
+                    "inviting, the user's past registrations and their share in the event's category, the host's "
+                    "past events) equals its recount from the raw events strictly before "
                     "the impression, on a sample: a count taken at the end of the sale would carry the label.")
     def event_recommendation_features_as_of_impression(
-        event_recommendation_features: pl.DataFrame, interactions: pl.DataFrame, friendships: pl.DataFrame
+        event_recommendation_features: pl.DataFrame, interactions: pl.DataFrame, friendships: pl.DataFrame,
+        events: pl.DataFrame,
     ) -> dg.AssetCheckResult:
         from models.event_recommendation.features import point_in_time_audit
 
-        audit = point_in_time_audit(event_recommendation_features, interactions, friendships)
+        audit = point_in_time_audit(event_recommendation_features, interactions, friendships, events)
         return suite_check(audit, suites.point_in_time_suite(), audit=dg.MetadataValue.md(frame_markdown(audit)))
 
     @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, ins={"features": dg.AssetIn("event_recommendation_features")})

@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from assets.common import images_markdown, log_plots, metric_metadata, metrics_table, plot_links
+from assets.common import images_markdown, log_plots, metric_metadata, metrics_table, one_row, plot_links
 from assets.continual import TRAINED_THROUGH_TAG
 from assets.event_recommendation.raw import GROUP
 from assets.event_recommendation.resources import EventRecommendationSource
@@ -39,10 +39,6 @@ def split_rows(training: pl.DataFrame, name: str) -> pl.DataFrame:
 def refit_rows(training: pl.DataFrame) -> pl.DataFrame:
     """Train and validation rows: every label known before the test window (the final model learns from them)."""
     return training.filter(pl.col("split").is_in(["train", "validation"]))
-
-
-def _reference(**values) -> pl.DataFrame:
-    return pl.DataFrame({k: [v] for k, v in values.items()})
 
 
 def load_ranker(mlflow_tracking: MlflowTracking, run_id: str):
@@ -128,7 +124,7 @@ def build_training_assets() -> list:
             context.log.info(f"{title}: validation log loss {validation_figures['validation_log_loss']:.5f}, "
                              f"mAP@10 {validation_figures['validation_map_at_10']:.4f} ({chosen.best or '-'} rounds/epochs)")
             return dg.MaterializeResult(
-                value=_reference(run_id=run.info.run_id, kind=kind, best=chosen.best, **validation_figures),
+                value=one_row(run_id=run.info.run_id, kind=kind, best=chosen.best, **validation_figures),
                 metadata={**validation_figures, "best_rounds_or_epochs": chosen.best,
                           "training_seconds": round(chosen.seconds + final.seconds, 1), "refit_rows": refit.height,
                           **mlflow_tracking.run_link(run), **plot_links(mlflow_tracking, run, images),
@@ -183,7 +179,7 @@ def build_training_assets() -> list:
             version = register_challenger(context, GROUP, mlflow_tracking, info.model_uri, REGISTERED_MODEL, tags)
         context.log.info(f"registered {REGISTERED_MODEL} v{version} ({kind}) as challenger")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=version, kind=kind,
+            value=one_row(run_id=run.info.run_id, model_uri=info.model_uri, version=version, kind=kind,
                              registered_at=datetime.now().isoformat()),
             metadata={**mlflow_tracking.run_link(run), "registered_version": version, "model_kind": kind,
                       "mlflow_model": dg.MetadataValue.url(mlflow_tracking.model_url(REGISTERED_MODEL, version)),

@@ -15,6 +15,7 @@ from assets.common import (
     log_plots,
     metric_metadata,
     metrics_table,
+    one_row,
     plot_links,
     suite_check,
 )
@@ -46,10 +47,6 @@ raw_ins = {
     "listings": dg.AssetIn("similar_listings_listings"),
     "sessions": dg.AssetIn("similar_listings_sessions"),
 }
-
-
-def _reference(**values) -> pl.DataFrame:
-    return pl.DataFrame({k: [v] for k, v in values.items()})
 
 
 def load_trained(mlflow_tracking: MlflowTracking, run_id: str, name: str = "skipgram"):
@@ -127,7 +124,7 @@ def build_training_assets() -> list:
                 trained.save(Path(tmp) / "skipgram.pt")
                 mlflow.log_artifact(str(Path(tmp) / "skipgram.pt"), "skipgram")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id, best_epoch=chosen.best_epoch,
+            value=one_row(run_id=run.info.run_id, best_epoch=chosen.best_epoch,
                              fit_last_ts=fit_sessions["ts"].max(), refit_last_ts=refit_sessions["ts"].max(),
                              validation_start=cutoffs.validation_start, test_start=cutoffs.test_start),
             metadata={
@@ -183,7 +180,7 @@ def build_training_assets() -> list:
                 mlflow.log_artifact(str(Path(tmp) / "plain.pt"), "plain")
         context.log.info(f"gensim skip-gram: {len(trained.ids)} listings in {trained.seconds:.1f}s")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id),
+            value=one_row(run_id=run.info.run_id),
             metadata={**mlflow_tracking.run_link(run), "listings_learned": len(trained.ids),
                       "training_seconds": round(trained.seconds, 1)},
         )
@@ -236,7 +233,7 @@ def build_training_assets() -> list:
         context.log.info(f"HNSW over {len(model.catalogue)} listings ({cold} cold-start): recall@{k} {recall:.4f} vs "
                          f"exact, {ann_qps:.0f} vs {exact_qps:.0f} queries/s")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id, skipgram_run_id=run_id, as_of=as_of.isoformat(), listings=len(model.catalogue)),
+            value=one_row(run_id=run.info.run_id, skipgram_run_id=run_id, as_of=as_of.isoformat(), listings=len(model.catalogue)),
             metadata={
                 **mlflow_tracking.run_link(run),
                 "listings": len(model.catalogue),
@@ -292,7 +289,7 @@ def build_training_assets() -> list:
                 version = register_challenger(context, GROUP, mlflow_tracking, info.model_uri, REGISTERED_MODEL, tags)
         context.log.info(f"registered {REGISTERED_MODEL} v{version} as challenger")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=version),
+            value=one_row(run_id=run.info.run_id, model_uri=info.model_uri, version=version),
             metadata={
                 **mlflow_tracking.run_link(run),
                 "registered_version": version,

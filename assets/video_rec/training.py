@@ -15,6 +15,7 @@ from assets.common import (
     log_plots,
     metric_metadata,
     metrics_table,
+    one_row,
     plot_links,
     suite_check,
 )
@@ -39,10 +40,6 @@ APPROACH_NAMES = {
     "two_stage": "two-stage + re-ranking",
     "oracle": "oracle (generator's truth)",
 }
-
-
-def _reference(**values) -> pl.DataFrame:
-    return pl.DataFrame({k: [v] for k, v in values.items()})
 
 
 def load_two_tower(mlflow_tracking: MlflowTracking, run_id: str):
@@ -112,7 +109,7 @@ def build_training_assets() -> list:
                 tt.save(model, vocab, Path(tmp) / "two_tower.pt")
                 mlflow.log_artifact(str(Path(tmp) / "two_tower.pt"), "two_tower")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id),
+            value=one_row(run_id=run.info.run_id),
             metadata={
                 **mlflow_tracking.run_link(run),
                 "best_epoch": report.best_epoch,
@@ -154,7 +151,7 @@ def build_training_assets() -> list:
         context.log.info(f"EASE over {len(ease.video_ids)} videos and {len(ease.history)} users: l2 {ease.l2:g} "
                          f"(validation nDCG@10 by l2: {', '.join(f'{l2:g}: {v:.4f}' for l2, v in by_l2.items())})")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id, l2=ease.l2),
+            value=one_row(run_id=run.info.run_id, l2=ease.l2),
             metadata={
                 **mlflow_tracking.run_link(run),
                 "l2": ease.l2,
@@ -213,7 +210,7 @@ def build_training_assets() -> list:
                 mlflow.log_artifact(str(Path(tmp) / "index.faiss"), "ann")
         context.log.info(f"HNSW over {len(index)} videos: recall@{k} {recall:.4f} vs exact, {ann_qps:.0f} vs {exact_qps:.0f} queries/s")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id, two_tower_run_id=run_id, as_of=as_of.isoformat(), videos=len(index)),
+            value=one_row(run_id=run.info.run_id, two_tower_run_id=run_id, as_of=as_of.isoformat(), videos=len(index)),
             metadata={
                 **mlflow_tracking.run_link(run),
                 "two_tower_run_id": run_id,
@@ -310,7 +307,7 @@ def build_training_assets() -> list:
                 mlflow.log_artifact(str(Path(tmp) / "ranker.ubj"), "ranker")
         context.log.info(f"ranker: best iteration {booster.best_iteration}, validation nDCG@10 {best:.4f}")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id, best_iteration=booster.best_iteration),
+            value=one_row(run_id=run.info.run_id, best_iteration=booster.best_iteration),
             metadata={
                 **mlflow_tracking.run_link(run),
                 "best_iteration": booster.best_iteration,
@@ -385,7 +382,7 @@ def build_training_assets() -> list:
                 version = register_challenger(context, GROUP, mlflow_tracking, info.model_uri, REGISTERED_MODEL, tags)
         context.log.info(f"registered {REGISTERED_MODEL} v{version} as challenger")
         return dg.MaterializeResult(
-            value=_reference(run_id=run.info.run_id, model_uri=info.model_uri, version=version),
+            value=one_row(run_id=run.info.run_id, model_uri=info.model_uri, version=version),
             metadata={
                 **mlflow_tracking.run_link(run),
                 "registered_version": version,

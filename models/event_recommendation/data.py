@@ -91,10 +91,6 @@ class Cutoffs:
                                  .when((ts >= self.test_start) & (ts < self.end - self.label_window)).then(pl.lit("test"))
                                  .otherwise(None))
 
-    def refit_rows(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """Every row whose label is known before the test window: what the final model learns from."""
-        return rows.filter(pl.col("ts") < self.test_start - self.label_window)
-
     def windows(self, rows: pl.DataFrame) -> pl.DataFrame:
         """One row per window (start, end, impressions, registrations, last impression, next window's start)."""
         split = self.split(rows)

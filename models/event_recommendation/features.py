@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from models.event_recommendation.data import LABEL
 
 EARTH_KM = 6371.0
 HOUR_BLOCK = 4  # hours: a user's habit is judged in blocks of the day
@@ -152,7 +151,8 @@ def aggregates_as_of(targets: pl.DataFrame, interactions: pl.DataFrame, users: p
 
     # Description similarity to the user's past registrations (as of the row).
     positions, sums = _user_description_sums(regs, event_vectors)
-    rows = rows.sort("ts").join_asof(positions.rename({"ts": "_at"}).sort("_at"), left_on="ts", right_on="_at", by="user_id",
+    # Ties in time keep the later registration (reg_pos), so the sum includes every registration before the row.
+    rows = rows.sort("ts").join_asof(positions.rename({"ts": "_at"}).sort("_at", "reg_pos"), left_on="ts", right_on="_at", by="user_id",
                                      strategy="backward", allow_exact_matches=False, check_sortedness=False).drop("_at")
     similarity = np.zeros(rows.height)
     reg_pos, event_row = rows["reg_pos"].to_numpy(), rows["event_row"].to_numpy()
@@ -216,34 +216,44 @@ def feature_matrix(frame: pl.DataFrame) -> np.ndarray:
 
 
 def point_in_time_audit(features: pl.DataFrame, interactions: pl.DataFrame, friendships: pl.DataFrame,
-                        sample: int = 300, seed: int = 0) -> pl.DataFrame:
-    """Recounts, for a sample of rows, each growing count from the raw events strictly before the row's time, the
+                        events: pl.DataFrame, sample: int = 300, seed: int = 0) -> pl.DataFrame:
+    """Recounts, for a sample of rows, the growing counts from the raw events strictly before the row's time, the
     slow obvious way; one row per feature with the rows that disagree (the leakage check wants zero)."""
     rows = features.sample(min(sample, features.height), seed=seed) if features.height else features
     regs = interactions.filter(pl.col("kind") == "register")
     impressions = interactions.filter(pl.col("kind") == "impression")
     invites = interactions.filter(pl.col("kind") == "invite")
     edges = symmetric_edges(friendships)
-    friends_of = dict(edges.group_by("user_id").agg("friend_id").iter_rows())
-    mismatches = {"registrations_so_far": 0, "impressions_so_far": 0, "friends_registered": 0, "friends_inviting": 0,
-                  "user_registrations": 0}
-    by_event_regs = dict(regs.group_by("event_id").agg("ts", "user_id").select("event_id", pl.struct("ts", "user_id")).iter_rows())
+    friends_of = {u: set(f) for u, f in edges.group_by("user_id").agg("friend_id").iter_rows()}
+    event_of = {r["event_id"]: r for r in events.select("event_id", "host_id", "category", "start_ts").iter_rows(named=True)}
+    starts_by_host: dict[str, list] = {}
+    for r in event_of.values():
+        starts_by_host.setdefault(r["host_id"], []).append(r["start_ts"])
+    mismatches = {name: 0 for name in ("registrations_so_far", "impressions_so_far", "friends_registered",
+                                       "friends_inviting", "user_registrations", "category_match", "host_past_events")}
+    by_event_regs = dict(regs.group_by("event_id").agg(pl.struct("ts", "user_id")).iter_rows())
     by_event_imps = dict(impressions.group_by("event_id").agg("ts").iter_rows())
-    by_user_regs = dict(regs.group_by("user_id").agg("ts").iter_rows())
+    by_user_regs = dict(regs.group_by("user_id").agg(pl.struct("ts", "event_id")).iter_rows())
     invites_to = dict(invites.group_by("invitee_id", "event_id").agg("ts").select(
         pl.concat_str("invitee_id", "event_id", separator="|"), "ts").iter_rows())
     for row in rows.iter_rows(named=True):
         ts, event, user = row["ts"], row["event_id"], row["user_id"]
-        event_regs = by_event_regs.get(event) or {"ts": [], "user_id": []}
+        event_regs = by_event_regs.get(event) or []
+        friends = friends_of.get(user, set())
+        past = [r for r in by_user_regs.get(user) or [] if r["ts"] < ts]
+        this = event_of.get(event) or {}
+        in_category = sum((event_of.get(r["event_id"]) or {}).get("category") == this.get("category") for r in past)
         expected = {
-            "registrations_so_far": sum(t < ts for t in event_regs["ts"]),
+            "registrations_so_far": sum(r["ts"] < ts for r in event_regs),
             "impressions_so_far": sum(t < ts for t in by_event_imps.get(event, [])),
-            "friends_registered": sum(t < ts and u in set(friends_of.get(user, [])) for t, u in zip(event_regs["ts"], event_regs["user_id"])),
+            "friends_registered": sum(r["ts"] < ts and r["user_id"] in friends for r in event_regs),
             "friends_inviting": sum(t < ts for t in invites_to.get(f"{user}|{event}", [])),
-            "user_registrations": sum(t < ts for t in by_user_regs.get(user, [])),
+            "user_registrations": len(past),
+            "category_match": in_category / len(past) if past else None,
+            "host_past_events": sum(start < ts for start in starts_by_host.get(this.get("host_id"), [])),
         }
         for name, value in expected.items():
-            if row[name] is None or abs(row[name] - value) > 1e-9:
+            if (row[name] is None) != (value is None) or (value is not None and abs(row[name] - value) > 1e-9):
                 mismatches[name] += 1
     return pl.DataFrame({"feature": list(mismatches), "rows_checked": [rows.height] * len(mismatches),
                          "rows_not_as_of_impression": list(mismatches.values())})

@@ -58,7 +58,7 @@ FORMATS = {
 }
 CLOSERS = ("Tickets are limited.", "All welcome.", "Bring a friend.", "Drinks available.", "Seats fill up fast.", "")
 GENDERS = ("female", "male", "nonbinary")
-# Logit weights of the drivers (README); BASE sets about one registration in fifteen impressions.
+# Logit weights of the drivers (README); BASE sets the rate: about one registration in 26 impressions.
 BASE, W_INTEREST, W_SUBTOPIC, W_DISTANCE, W_PRICE = -3.0, 1.1, 1.3, 1.4, 1.2
 W_FRIENDS, W_INVITED, W_HOST_FRIEND, W_QUALITY, W_APPEAL = 0.8, 1.6, 0.8, 0.6, 0.7
 W_WEEKDAY, W_HOUR, W_AGE = 0.6, 0.5, 0.7

@@ -82,9 +82,10 @@ def test_a_registration_labels_the_latest_impression_before_it_within_the_window
 
 
 def test_every_count_is_as_of_the_impression_and_the_audit_catches_end_of_sale_counts(world, features):
-    audit = point_in_time_audit(features, world.interactions, world.friendships, sample=400)
+    audit = point_in_time_audit(features, world.interactions, world.friendships, world.events, sample=400)
     assert audit["rows_not_as_of_impression"].sum() == 0
-    leaky = point_in_time_audit(leaky_end_of_sale(features, world.interactions), world.interactions, world.friendships, sample=400)
+    leaky = point_in_time_audit(leaky_end_of_sale(features, world.interactions), world.interactions, world.friendships,
+                                world.events, sample=400)
     assert leaky.filter(pl.col("feature") == "registrations_so_far")["rows_not_as_of_impression"][0] > 0
 
 
@@ -248,3 +249,19 @@ def test_the_day_description_alarms_on_a_radius_drift_and_not_on_a_stable_day():
     stable, drifted = judged(10), judged(11)
     assert not stable.alarm, stable.messages
     assert drifted.alarm and drifted.psi["distance_km"] > 0.25, drifted.messages
+
+
+def test_a_new_snapshot_never_turns_a_known_user_into_a_stranger(world, vectors, tmp_path):
+    """Publishing drops the previous snapshot's records at once; a worker still holding its live events must read
+    users from the new one rather than answer them as unknown."""
+    as_of = world.interactions["ts"].max().replace(hour=0, minute=0, second=0, microsecond=0)
+    store = SqliteOnlineStore(tmp_path / "online.db", "event_recommendation")
+    publish = lambda t: store.publish(snapshot_records(world.users, world.events, world.friendships,  # noqa: E731
+                                                       world.interactions, vectors, t), "test", t.isoformat())
+    publish(as_of - timedelta(days=1))
+    recommender = Recommender(_Popular(), store, refresh_seconds=3600)
+    user = world.users["user_id"][0]
+    assert recommender.recommend(user, k=3, ts=as_of).strategy == "personalized"
+    publish(as_of)  # the worker has not looked yet (refresh_seconds): its live events are the old snapshot's
+    answer = recommender.recommend(user, k=3, ts=as_of)
+    assert answer.strategy == "personalized"

@@ -48,7 +48,8 @@ def test_the_point_in_time_check_passed_and_fails_on_counts_taken_at_the_end_of_
     features = _table(events_run.settings, "event_recommendation_features")
     interactions = _table(events_run.settings, "event_recommendation_interactions")
     friendships = _table(events_run.settings, "event_recommendation_friendships")
-    leaky = point_in_time_audit(leaky_end_of_sale(features, interactions), interactions, friendships)
+    events = _table(events_run.settings, "event_recommendation_events")
+    leaky = point_in_time_audit(leaky_end_of_sale(features, interactions), interactions, friendships, events)
     result = run_suite(leaky, suites.point_in_time_suite())
     assert not result.success and "registrations_so_far" in str(result.failures[0].examples)
 

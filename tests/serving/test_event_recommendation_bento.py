@@ -66,6 +66,8 @@ def test_an_unknown_user_without_a_location_is_a_404_that_says_what_to_send(serv
         ({"user_id": "U000001", "radius_km": 0}, "radius_km"),
         ({"user_id": "U000001", "ts": "2026-04-01T10:00:00"}, "ts"),
         ({"user_id": "U000001", "ts": "yesterday"}, "ts"),
+        ({"user_id": "U000001", "ts": "0001-01-01T00:00:00+00:01"}, "ts"),
+        ({"user_id": "U000001", "ts": "9999-12-31T23:59:59-00:01"}, "ts"),
     ],
 )
 def test_bad_requests_get_4xx_naming_the_field(served_event_recommendation, body, field):
