@@ -91,6 +91,16 @@ class InvalidSetting(ValueError):
         self.field_name = field_name
 
 
+def check_parses(settings, **parsers: typing.Callable[[Any], object]) -> None:
+    """In a settings dataclass's checks: each named field's value through its parser (models' own: a window size, a
+    duration, a drift); the first ValueError is an InvalidSetting naming the field."""
+    for name, parse in parsers.items():
+        try:
+            parse(getattr(settings, name))
+        except ValueError as error:
+            raise InvalidSetting(name, str(error)) from None
+
+
 def _parse_value(kind: Any, raw: str) -> Any:
     args = typing.get_args(kind)
     if typing.get_origin(kind) in (typing.Union, UnionType) and type(None) in args:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from assets.case import InvalidSetting
+from assets.case import InvalidSetting, check_parses
 from models.drift import SimulatedDrift
 from models.windows import WindowSize, parse_duration
 
@@ -36,26 +36,16 @@ class AdClickSettings:
     click_window: str = "1h"
 
     def __post_init__(self):
-        try:
-            SimulatedDrift.parse(self.drift, DRIFT_KINDS, None)
-        except ValueError as error:
-            raise InvalidSetting("drift", str(error)) from None
+        check_parses(self, drift=lambda value: SimulatedDrift.parse(value, DRIFT_KINDS, None))
         for name in ("users", "ads", "advertisers", "impressions_per_day"):
             if getattr(self, name) < 1:
                 raise InvalidSetting(name, "must be at least 1")
-        for name in ("validation_window", "test_window"):
-            try:
-                WindowSize.parse(getattr(self, name))
-            except ValueError as error:
-                raise InvalidSetting(name, str(error)) from None
+        check_parses(self, validation_window=WindowSize.parse, test_window=WindowSize.parse)
         names = [n.strip() for n in self.candidates.split(",") if n.strip()]
         if not names or len(set(names)) != len(names) or set(names) - set(CANDIDATES):
             raise InvalidSetting("candidates", f"a comma-separated choice of {', '.join(CANDIDATES)} (each once), "
                                  f"not {self.candidates!r}")
-        try:
-            parse_duration(self.click_window)
-        except ValueError as error:
-            raise InvalidSetting("click_window", str(error)) from None
+        check_parses(self, click_window=parse_duration)
         if self.days is not None and self.days < 1:
             raise InvalidSetting("days", "must be at least 1")
         if self.warmup_days < 0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from assets.case import InvalidSetting
+from assets.case import InvalidSetting, check_parses
 from models.drift import SimulatedDrift
 from models.windows import WindowSize, parse_duration
 
@@ -44,19 +44,9 @@ class EventRecommendationSettings:
             raise InvalidSetting("days", "the simulator needs at least 8 days: training, validation and test days")
         if not 0 < self.radius_km <= 20_000:
             raise InvalidSetting("radius_km", "must be above 0 and at most 20000")
-        try:
-            parse_duration(self.label_window)
-        except ValueError as error:
-            raise InvalidSetting("label_window", str(error)) from None
-        try:
-            SimulatedDrift.parse(self.drift, DRIFT_KINDS, self.days)
-        except ValueError as error:
-            raise InvalidSetting("drift", str(error)) from None
-        for name in ("validation_window", "test_window"):
-            try:
-                WindowSize.parse(getattr(self, name))
-            except ValueError as error:
-                raise InvalidSetting(name, str(error)) from None
+        check_parses(self, label_window=parse_duration,
+                     drift=lambda value: SimulatedDrift.parse(value, DRIFT_KINDS, self.days),
+                     validation_window=WindowSize.parse, test_window=WindowSize.parse)
 
     @property
     def simulated_drift(self) -> SimulatedDrift:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from assets.case import InvalidSetting
+from assets.case import InvalidSetting, check_parses
 from models.drift import SimulatedDrift
 from models.similar_listings.simulator import CITIES
 from models.windows import WindowSize
@@ -45,15 +45,8 @@ class SimilarListingsSettings:
             raise InvalidSetting("new_listings_per_day", "must be 0 or more")
         if self.days < 5:
             raise InvalidSetting("days", "the simulator needs at least 5 days: training, validation and test days")
-        try:
-            SimulatedDrift.parse(self.drift, DRIFT_KINDS, self.days)
-        except ValueError as error:
-            raise InvalidSetting("drift", str(error)) from None
-        for name in ("validation_window", "test_window"):
-            try:
-                WindowSize.parse(getattr(self, name))
-            except ValueError as error:
-                raise InvalidSetting(name, str(error)) from None
+        check_parses(self, drift=lambda value: SimulatedDrift.parse(value, DRIFT_KINDS, self.days),
+                     validation_window=WindowSize.parse, test_window=WindowSize.parse)
 
     @property
     def simulated_drift(self) -> SimulatedDrift:

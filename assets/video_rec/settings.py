@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from assets.case import InvalidSetting
+from assets.case import InvalidSetting, check_parses
 from models.drift import SimulatedDrift
 from models.video_rec.features import WindowSize
 
@@ -51,15 +51,8 @@ class VideoRecSettings:
             raise InvalidSetting("days", "the ratings world needs at least 14 days of sessions")
         if self.world == "ratings" and self.drift != "none":
             raise InvalidSetting("drift", "the ratings world has no simulated drift (use the video world)")
-        for name in ("ranker_window", "test_window"):
-            try:
-                WindowSize.parse(getattr(self, name))
-            except ValueError as error:
-                raise InvalidSetting(name, str(error)) from None
-        try:
-            SimulatedDrift.parse(self.drift, DRIFT_KINDS, self.simulated_days)
-        except ValueError as error:
-            raise InvalidSetting("drift", str(error)) from None
+        check_parses(self, ranker_window=WindowSize.parse, test_window=WindowSize.parse,
+                     drift=lambda value: SimulatedDrift.parse(value, DRIFT_KINDS, self.simulated_days))
         if self.arrived_days is not None and not 0 < self.arrived_days <= self.simulated_days:
             raise InvalidSetting("arrived_days", f"must be between 1 and days ({self.simulated_days})")
         if self.new_videos_per_day < 0:
