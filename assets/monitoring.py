@@ -20,7 +20,7 @@ import polars as pl
 
 from assets.common import images_markdown, log_plots, plot_links
 from assets.release import PROMOTION_MODE_TAG
-from models.drift import DriftReport, Monitors, RetrainPolicy, judge_day
+from models.drift import Described, DriftReport, Monitors, RetrainPolicy, judge_day
 
 RETRAIN_POLICY = RetrainPolicy()
 PSI_HISTORY_DAYS = 60  # days the "PSI over the days" plot looks back
@@ -39,6 +39,16 @@ class MonitoredDay:
     live_reference: Mapping[str, float | None] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)  # the case's own figures for the day
     metrics: dict[str, float] = field(default_factory=dict)  # ... and for its MLflow run
+
+    @classmethod
+    def of(cls, reference: Described, current: Described, model_version: str, **metadata: Any) -> MonitoredDay:
+        """A day as a case's `describe_day` gives it, against the reference its `describe_days` pooled."""
+        return cls(
+            reference=reference.distributions,
+            current={**current.distributions, **{name: values[0] for name, values in current.levels.items()}},
+            model_version=model_version, reference_levels=reference.levels, live=current.live,
+            live_reference=reference.live, metadata={**metadata, "reference_days": ", ".join(reference.days)},
+        )
 
 
 def held_out_days(mlflow_tracking, registered_model: str, version: str,

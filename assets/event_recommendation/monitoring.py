@@ -49,12 +49,7 @@ def build_monitoring_assets(daily: dg.DailyPartitionsDefinition) -> list:
         version = str(event_recommendation_monitoring_reference["model_version"][0])
         reference = Described.from_json(event_recommendation_monitoring_reference["reference"][0])
         current = describe_day(features, events, load_version(context.resources.mlflow_tracking, version), start)
-        return MonitoredDay(
-            reference=reference.distributions,
-            current={**current.distributions, **{name: values[0] for name, values in current.levels.items()}},
-            model_version=version, reference_levels=reference.levels, live=current.live, live_reference=reference.live,
-            metadata={"impressions": int(current.levels["impressions"][0]), "reference_days": ", ".join(reference.days)},
-        )
+        return MonitoredDay.of(reference, current, version, impressions=int(current.levels["impressions"][0]))
 
     report = build_drift_report(
         REPORT, GROUP, daily, MONITORS, monitored_day,

@@ -56,12 +56,7 @@ def build_monitoring_assets(daily: dg.DailyPartitionsDefinition) -> list:
         reference = Described.from_json(similar_listings_monitoring_reference["reference"][0])
         trained = load_model(context.resources.mlflow_tracking, version).trained
         current = describe_day(sessions, listings, trained, start)
-        return MonitoredDay(
-            reference=reference.distributions,
-            current={**current.distributions, **{name: values[0] for name, values in current.levels.items()}},
-            model_version=version, reference_levels=reference.levels, live=current.live, live_reference=reference.live,
-            metadata={"sessions": int(current.levels["sessions"][0]), "reference_days": ", ".join(reference.days)},
-        )
+        return MonitoredDay.of(reference, current, version, sessions=int(current.levels["sessions"][0]))
 
     report = build_drift_report(
         REPORT, GROUP, daily, MONITORS, monitored_day,
