@@ -71,6 +71,23 @@ def trailing_days(
     raise ValueError(f"{setting}={str(size)!r} cannot be met: before {end:%Y-%m-%d} {held}")
 
 
+def held_out_cutoffs(rows: pl.DataFrame, positives: pl.DataFrame, validation: WindowSize | str, test: WindowSize | str,
+                     settings: tuple[str, str]) -> tuple[datetime, datetime, datetime, datetime]:
+    """(start, validation_start, test_start, end) in whole days: the test window is the fewest days at the end whose
+    `positives` (the rows the metric is judged on: bookings, registrations) meet `test`, the validation window the
+    fewest days before it that meet `validation`; `settings` name the two settings in errors."""
+    validation = WindowSize.parse(validation) if isinstance(validation, str) else validation
+    test = WindowSize.parse(test) if isinstance(test, str) else test
+    first, last = rows["ts"].min(), rows["ts"].max()
+    start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    total = positives.height
+    test_start = end - timedelta(days=trailing_days(positives, end, test, total, settings[1]))
+    earlier = positives.filter(pl.col("ts") < test_start)
+    validation_start = test_start - timedelta(days=trailing_days(earlier, test_start, validation, total, settings[0]))
+    return start, validation_start, test_start, end
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from models.windows import WindowSize, trailing_days
+from models.windows import WindowSize, held_out_cutoffs
 
 KINDS = ("impression", "register", "invite")
 LABEL = "registered"
@@ -58,20 +58,12 @@ class Cutoffs:
                          label_window: timedelta, settings: tuple[str, str] = ("validation window", "test window")) -> Cutoffs:
         """The test window is the fewest whole days at the end whose registrations meet `test` (its `users` count
         users who registered), the validation window the fewest before it that meet `validation`."""
-        validation = WindowSize.parse(validation) if isinstance(validation, str) else validation
-        test = WindowSize.parse(test) if isinstance(test, str) else test
         if rows.is_empty():
             raise ValueError("no impressions: nothing to split")
-        first, last = rows["ts"].min(), rows["ts"].max()
-        start = first.replace(hour=0, minute=0, second=0, microsecond=0)
-        end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         positives = rows.filter(pl.col(LABEL) == 1)
         if positives.is_empty():
             raise ValueError("no impression was followed by a registration: the labels are all 0")
-        total = positives.height
-        test_start = end - timedelta(days=trailing_days(positives, end, test, total, settings[1]))
-        earlier = positives.filter(pl.col("ts") < test_start)
-        validation_start = test_start - timedelta(days=trailing_days(earlier, test_start, validation, total, settings[0]))
+        start, validation_start, test_start, end = held_out_cutoffs(rows, positives, validation, test, settings)
         train = rows.filter(pl.col("ts") < validation_start - label_window).height
         held = rows.filter((pl.col("ts") >= validation_start) & (pl.col("ts") < test_start)).height
         if validation_start <= start or train < held:

@@ -5,12 +5,12 @@ a time, and the evaluation cases. Everything that takes `as_of` reads only event
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import polars as pl
 
-from models.windows import WindowSize, trailing_days
+from models.windows import WindowSize, held_out_cutoffs
 
 EVENTS = ("impression", "click", "book")
 PRICE_BAND = 0.25  # listings within 25% of each other's nightly price are in the same price band
@@ -32,20 +32,12 @@ class Cutoffs:
         """The test window is the fewest whole days at the end whose booking sessions meet `test` (its `users` count
         the guests who booked), the validation window the fewest before it that meet `validation`. The training
         days before them must hold at least as many sessions as the validation window."""
-        validation = WindowSize.parse(validation) if isinstance(validation, str) else validation
-        test = WindowSize.parse(test) if isinstance(test, str) else test
         if sessions.is_empty():
             raise ValueError("no session events: nothing to split")
-        first, last = sessions["ts"].min(), sessions["ts"].max()
-        start = first.replace(hour=0, minute=0, second=0, microsecond=0)
-        end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         bookings = sessions.filter(pl.col("event") == "book")
         if bookings.is_empty():
             raise ValueError("no booking in the sessions: the book's metric (the booked listing's rank) needs some")
-        total = bookings.height
-        test_start = end - timedelta(days=trailing_days(bookings, end, test, total, settings[1]))
-        earlier = bookings.filter(pl.col("ts") < test_start)
-        validation_start = test_start - timedelta(days=trailing_days(earlier, test_start, validation, total, settings[0]))
+        start, validation_start, test_start, end = held_out_cutoffs(sessions, bookings, validation, test, settings)
         train = sessions.filter(pl.col("ts") < validation_start)["session_id"].n_unique()
         held = sessions.filter((pl.col("ts") >= validation_start) & (pl.col("ts") < test_start))["session_id"].n_unique()
         if validation_start <= start or train < held:
