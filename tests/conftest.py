@@ -90,6 +90,20 @@ def case_runs(tmp_path_factory) -> _Runs:
     return _Runs(tmp_path_factory)
 
 
+def latest_metadata(instance, asset: str) -> dict:
+    """The metadata of an asset's latest materialization."""
+    import dagster as dg
+
+    return instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization.metadata
+
+
+def lake_table(settings, asset: str):
+    """An unpartitioned asset's value as the IO manager stored it in the lake."""
+    import polars as pl
+
+    return pl.read_parquet(settings.lake_dir / "assets" / f"{asset}.parquet")
+
+
 def copy_run(run: CaseRun, into: Path) -> CaseRun:
     """The run's state (lake, MLflow store, BentoML store) copied, with a fresh Dagster instance over it: changes
     made there leave the session's run as it was."""

@@ -11,15 +11,7 @@ from expectations.runner import run_suite
 from models.event_recommendation.features import leaky_end_of_sale, point_in_time_audit
 from orchestration.definitions import build_definitions
 from orchestration.main import Runner
-from tests.conftest import case_named, copy_run, run_case, small_settings_for
-
-
-def _metadata(instance, key):
-    return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata
-
-
-def _table(settings, asset):
-    return pl.read_parquet(settings.lake_dir / "assets" / f"{asset}.parquet")
+from tests.conftest import case_named, copy_run, lake_table, latest_metadata, run_case, small_settings_for
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +20,14 @@ def events_run(case_runs):
 
 
 def test_the_models_beat_popularity_distance_and_chance_and_the_oracle_beats_them(events_run):
-    evaluation = {row["approach"]: row for row in _table(events_run.settings, "event_recommendation_evaluation").iter_rows(named=True)}
+    evaluation = {row["approach"]: row for row in lake_table(events_run.settings, "event_recommendation_evaluation").iter_rows(named=True)}
     assert set(evaluation) == {"random", "popularity", "distance", "logistic", "xgboost", "mlp", "oracle"}
     for model in ("xgboost", "mlp"):
         for baseline in ("random", "popularity", "distance"):
             assert evaluation[model]["map_at_10"] > evaluation[baseline]["map_at_10"], (model, baseline)
         assert evaluation["oracle"]["map_at_10"] > evaluation[model]["map_at_10"]
         assert evaluation[model]["nce"] < 1  # the probabilities beat always predicting the training rate
-    metadata = _metadata(events_run.instance, "event_recommendation_evaluation")
+    metadata = latest_metadata(events_run.instance, "event_recommendation_evaluation")
     served = metadata["served_kind"].value
     assert metadata["model_value"].value == pytest.approx(evaluation[served]["map_at_10"])
     assert "minus popularity" in metadata["margins"].value
@@ -45,18 +37,18 @@ def test_the_point_in_time_check_passed_and_fails_on_counts_taken_at_the_end_of_
     key = dg.AssetCheckKey(dg.AssetKey("event_recommendation_features"), "event_recommendation_features_as_of_impression")
     check = events_run.instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
     assert check.event.dagster_event.event_specific_data.passed
-    features = _table(events_run.settings, "event_recommendation_features")
-    interactions = _table(events_run.settings, "event_recommendation_interactions")
-    friendships = _table(events_run.settings, "event_recommendation_friendships")
-    events = _table(events_run.settings, "event_recommendation_events")
+    features = lake_table(events_run.settings, "event_recommendation_features")
+    interactions = lake_table(events_run.settings, "event_recommendation_interactions")
+    friendships = lake_table(events_run.settings, "event_recommendation_friendships")
+    events = lake_table(events_run.settings, "event_recommendation_events")
     leaky = point_in_time_audit(leaky_end_of_sale(features, interactions), interactions, friendships, events)
     result = run_suite(leaky, suites.point_in_time_suite())
     assert not result.success and "registrations_so_far" in str(result.failures[0].examples)
 
 
 def test_the_online_features_hold_every_user_and_the_live_events(events_run):
-    metadata = _metadata(events_run.instance, "event_recommendation_online_features")
-    assert metadata["user_records"].value == _table(events_run.settings, "event_recommendation_users").height
+    metadata = latest_metadata(events_run.instance, "event_recommendation_online_features")
+    assert metadata["user_records"].value == lake_table(events_run.settings, "event_recommendation_users").height
     assert metadata["live_events"].value > 0 and metadata["catalogue_records"].value == 1
 
 
@@ -66,8 +58,8 @@ def test_bad_data_stops_at_a_blocking_check_and_the_champion_keeps_serving(event
     raw = tmp_path / "raw"
     raw.mkdir()
     for table in ("users", "events", "friendships"):
-        _table(settings, f"event_recommendation_{table}").write_parquet(raw / f"{table}.parquet")
-    interactions = _table(settings, "event_recommendation_interactions")
+        lake_table(settings, f"event_recommendation_{table}").write_parquet(raw / f"{table}.parquet")
+    interactions = lake_table(settings, "event_recommendation_interactions")
     # 5% of the interactions of an unknown kind: far above the 1% a quarantine may take.
     interactions.with_columns(kind=pl.when(pl.int_range(pl.len()) % 20 == 0).then(pl.lit("bookmark")).otherwise("kind")
                               ).write_parquet(raw / "interactions.parquet")
@@ -110,14 +102,14 @@ def test_your_own_months_of_data_run_end_to_end_without_an_oracle(tmp_path):
     settings = small_settings_for(case, tmp_path / "state", {"MLSD_EVENT_RECOMMENDATION_RAW_DIR": str(raw)},
                                   label_window="3d", validation_window="10% 60users", test_window="15% 80users")
     run = run_case(case, settings)
-    assert _metadata(run.instance, "event_recommendation_champion")["champion_version"].value == "1"
-    evaluation = {row["approach"]: row for row in _table(settings, "event_recommendation_evaluation").iter_rows(named=True)}
+    assert latest_metadata(run.instance, "event_recommendation_champion")["champion_version"].value == "1"
+    evaluation = {row["approach"]: row for row in lake_table(settings, "event_recommendation_evaluation").iter_rows(named=True)}
     assert "oracle" not in evaluation
-    assert _metadata(run.instance, "event_recommendation_evaluation")["oracle"].value.startswith("none")
-    served = _metadata(run.instance, "event_recommendation_evaluation")["served_kind"].value
+    assert latest_metadata(run.instance, "event_recommendation_evaluation")["oracle"].value.startswith("none")
+    served = latest_metadata(run.instance, "event_recommendation_evaluation")["served_kind"].value
     assert evaluation[served]["map_at_10"] > evaluation["random"]["map_at_10"]
-    assert _metadata(run.instance, "event_recommendation_interactions")["quarantined_rows"].value > 0
-    assert "signup_channel" not in _table(settings, "event_recommendation_users").columns
+    assert latest_metadata(run.instance, "event_recommendation_interactions")["quarantined_rows"].value > 0
+    assert "signup_channel" not in lake_table(settings, "event_recommendation_users").columns
 
 
 def test_the_daily_fine_tune_learns_the_new_days_and_is_judged_on_the_newest(events_run, tmp_path):
@@ -125,7 +117,7 @@ def test_the_daily_fine_tune_learns_the_new_days_and_is_judged_on_the_newest(eve
     client = mlflow.MlflowClient(copy.settings.mlflow_tracking_uri, copy.settings.mlflow_tracking_uri)
     champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
     trained_through = champion.tags["trained_through"]
-    days = sorted({str(d) for d in _table(copy.settings, "event_recommendation_features")["ts"].dt.date().unique()})
+    days = sorted({str(d) for d in lake_table(copy.settings, "event_recommendation_features")["ts"].dt.date().unique()})
     result = copy.defs.resolve_job_def("event_recommendation_fine_tune_job").execute_in_process(
         instance=copy.instance, raise_on_error=False)
     assert result.success
@@ -134,7 +126,7 @@ def test_the_daily_fine_tune_learns_the_new_days_and_is_judged_on_the_newest(eve
     assert tuned.tags["fine_tuned_from"] == str(champion.version)
     assert tuned.tags["model_kind"] == champion.tags["model_kind"]
     assert tuned.tags["trained_through"] == days[-2]  # every day up to the holdout, not the holdout
-    made = _metadata(copy.instance, "event_recommendation_fine_tuned_model")
+    made = latest_metadata(copy.instance, "event_recommendation_fine_tuned_model")
     assert made["holdout_day"].value == days[-1]
     assert made["fresh_days"].value.split(", ") == [d for d in days if trained_through < d < days[-1]]
     key = dg.AssetCheckKey(dg.AssetKey("event_recommendation_fine_tuned_model"), "event_recommendation_fine_tune_not_worse")

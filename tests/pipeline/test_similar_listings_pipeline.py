@@ -13,15 +13,7 @@ from expectations.runner import run_suite
 from models.similar_listings.data import leakage_audit
 from orchestration.definitions import build_definitions
 from orchestration.main import Runner
-from tests.conftest import case_named, copy_run, run_case, small_settings_for
-
-
-def _metadata(instance, key):
-    return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata
-
-
-def _table(settings, asset):
-    return pl.read_parquet(settings.lake_dir / "assets" / f"{asset}.parquet")
+from tests.conftest import case_named, copy_run, lake_table, latest_metadata, run_case, small_settings_for
 
 
 @pytest.fixture(scope="module")
@@ -30,19 +22,19 @@ def listings_run(case_runs):
 
 
 def test_the_served_model_beats_chance_and_popularity_and_the_ceiling_beats_it(listings_run):
-    evaluation = {row["approach"]: row for row in _table(listings_run.settings, "similar_listings_evaluation").iter_rows(named=True)}
+    evaluation = {row["approach"]: row for row in lake_table(listings_run.settings, "similar_listings_evaluation").iter_rows(named=True)}
     assert set(evaluation) == {"random", "popularity", "cooccurrence", "plain_cosine", "plain_likelihood", "booked_cosine",
                                "booked_likelihood", "oracle_similarity", "ceiling"}
     served = evaluation["booked_likelihood"]["mean_booked_rank"]
     assert served < evaluation["popularity"]["mean_booked_rank"] < evaluation["random"]["mean_booked_rank"]
     assert evaluation["ceiling"]["mean_booked_rank"] < served  # knowing the guest is the most any similarity can do
-    metadata = _metadata(listings_run.instance, "similar_listings_evaluation")
+    metadata = latest_metadata(listings_run.instance, "similar_listings_evaluation")
     assert metadata["model_value"].value == pytest.approx(served)
     assert "served model minus popularity" in metadata["margins"].value
 
 
 def test_the_leakage_check_fails_when_the_refit_reads_the_test_window(listings_run):
-    row = _table(listings_run.settings, "similar_listings_skipgram").row(0, named=True)
+    row = lake_table(listings_run.settings, "similar_listings_skipgram").row(0, named=True)
     honest = leakage_audit(row["fit_last_ts"], row["refit_last_ts"], row["validation_start"], row["test_start"])
     assert run_suite(honest, suites.leakage_suite()).success
     leaky = leakage_audit(row["fit_last_ts"], row["test_start"] + timedelta(hours=1), row["validation_start"], row["test_start"])
@@ -51,8 +43,8 @@ def test_the_leakage_check_fails_when_the_refit_reads_the_test_window(listings_r
 
 
 def test_the_index_holds_every_listing_and_new_ones_have_cold_start_embeddings(listings_run):
-    index = _metadata(listings_run.instance, "similar_listings_ann_index")
-    listings = _table(listings_run.settings, "similar_listings_listings")
+    index = latest_metadata(listings_run.instance, "similar_listings_ann_index")
+    listings = lake_table(listings_run.settings, "similar_listings_listings")
     assert index["listings"].value == listings.height
     assert index["cold_start_listings"].value > 0
     assert index["recall_at_20_vs_exact"].value >= 0.95
@@ -63,8 +55,8 @@ def test_bad_data_stops_at_a_blocking_check_and_the_champion_keeps_serving(listi
     settings = copy.settings
     raw = tmp_path / "raw"
     raw.mkdir()
-    _table(settings, "similar_listings_listings").write_parquet(raw / "listings.parquet")
-    sessions = _table(settings, "similar_listings_sessions")
+    lake_table(settings, "similar_listings_listings").write_parquet(raw / "listings.parquet")
+    sessions = lake_table(settings, "similar_listings_sessions")
     # 5% of the events with an impossible page position: far above the 1% a quarantine may take.
     sessions.with_columns(position=pl.when(pl.int_range(pl.len()) % 20 == 0).then(0).otherwise("position")
                           ).write_parquet(raw / "sessions.parquet")
@@ -101,13 +93,13 @@ def test_your_own_months_of_data_run_end_to_end_without_an_oracle(tmp_path):
     settings = small_settings_for(case, tmp_path / "state", {"MLSD_SIMILAR_LISTINGS_RAW_DIR": str(raw)},
                                   validation_window="10% 60users", test_window="15% 80users")
     run = run_case(case, settings)
-    assert _metadata(run.instance, "similar_listings_champion")["champion_version"].value == "1"
-    evaluation = {row["approach"]: row for row in _table(settings, "similar_listings_evaluation").iter_rows(named=True)}
+    assert latest_metadata(run.instance, "similar_listings_champion")["champion_version"].value == "1"
+    evaluation = {row["approach"]: row for row in lake_table(settings, "similar_listings_evaluation").iter_rows(named=True)}
     assert "ceiling" not in evaluation and "oracle_similarity" not in evaluation
-    assert _metadata(run.instance, "similar_listings_evaluation")["oracle"].value.startswith("none")
+    assert latest_metadata(run.instance, "similar_listings_evaluation")["oracle"].value.startswith("none")
     assert evaluation["booked_likelihood"]["mean_booked_rank"] < evaluation["random"]["mean_booked_rank"]
-    assert _metadata(run.instance, "similar_listings_sessions")["quarantined_rows"].value > 0
-    assert "host_since" not in _table(settings, "similar_listings_listings").columns
+    assert latest_metadata(run.instance, "similar_listings_sessions")["quarantined_rows"].value > 0
+    assert "host_since" not in lake_table(settings, "similar_listings_listings").columns
 
 
 def test_the_daily_fine_tune_learns_the_new_days_and_is_judged_on_the_newest(listings_run, tmp_path):
@@ -115,7 +107,7 @@ def test_the_daily_fine_tune_learns_the_new_days_and_is_judged_on_the_newest(lis
     client = mlflow.MlflowClient(copy.settings.mlflow_tracking_uri, copy.settings.mlflow_tracking_uri)
     champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
     trained_through = champion.tags["trained_through"]
-    days = sorted({str(d) for d in _table(copy.settings, "similar_listings_sessions")["ts"].dt.date().unique()})
+    days = sorted({str(d) for d in lake_table(copy.settings, "similar_listings_sessions")["ts"].dt.date().unique()})
     result = copy.defs.resolve_job_def("similar_listings_fine_tune_job").execute_in_process(
         instance=copy.instance, raise_on_error=False)
     assert result.success
@@ -123,7 +115,7 @@ def test_the_daily_fine_tune_learns_the_new_days_and_is_judged_on_the_newest(lis
     tuned = client.get_model_version_by_alias(REGISTERED_MODEL, "challenger")
     assert tuned.tags["fine_tuned_from"] == str(champion.version) and tuned.tags["model_kind"] == "skipgram"
     assert tuned.tags["trained_through"] == days[-2]  # every day up to the holdout, not the holdout
-    made = _metadata(copy.instance, "similar_listings_fine_tuned_model")
+    made = latest_metadata(copy.instance, "similar_listings_fine_tuned_model")
     assert made["holdout_day"].value == days[-1]
     assert made["fresh_days"].value.split(", ") == [d for d in days if trained_through < d < days[-1]]
     assert made["new_listings_learned"].value > 0  # listings the champion knew only by their cold start

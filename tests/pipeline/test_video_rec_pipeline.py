@@ -11,40 +11,32 @@ from expectations.runner import run_suite
 from models.video_rec.features import Cutoffs, leakage_audit
 from orchestration.definitions import build_definitions
 from orchestration.main import Runner
-from tests.conftest import case_named, copy_run, run_case, small_settings_for
-
-
-def _metadata(instance, key):
-    return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata
-
-
-def _table(settings, asset):
-    return pl.read_parquet(settings.lake_dir / "assets" / f"{asset}.parquet")
+from tests.conftest import case_named, copy_run, lake_table, latest_metadata, run_case, small_settings_for
 
 
 def test_the_bento_is_the_recommendation_service(video_pipeline):
     _, _, instance, _ = video_pipeline
-    bento = _metadata(instance, "video_rec_bento")
+    bento = latest_metadata(instance, "video_rec_bento")
     assert bento["bento_tag"].value.startswith("video_recommender:")
 
 
 def test_the_two_stage_chain_beats_popularity_and_retrieval_alone(video_pipeline):
     settings, _, instance, _ = video_pipeline
-    evaluation = {row["approach"]: row for row in _table(settings, "video_rec_evaluation").iter_rows(named=True)}
+    evaluation = {row["approach"]: row for row in lake_table(settings, "video_rec_evaluation").iter_rows(named=True)}
     assert set(evaluation) == {"popularity", "ease", "mf", "two_tower", "two_stage", "oracle"}
     chain = evaluation["two_stage"]
     for metric in ("precision_at_10", "recall_at_10", "map_at_10", "ndcg_at_10"):
         assert chain[metric] > evaluation["popularity"][metric], metric
         assert chain[metric] > evaluation["two_tower"][metric], metric
         assert evaluation["oracle"][metric] > chain[metric], metric  # the generator's truth is the ceiling
-    assert "two-stage + re-ranking" in _metadata(instance, "video_rec_evaluation")["comparison"].value
+    assert "two-stage + re-ranking" in latest_metadata(instance, "video_rec_evaluation")["comparison"].value
 
 
 def test_the_item_item_model_is_a_candidate_source_and_a_ranker_feature(video_pipeline):
     settings, _, instance, _ = video_pipeline
-    item_item = _metadata(instance, "video_rec_item_item")
+    item_item = latest_metadata(instance, "video_rec_item_item")
     assert item_item["l2"].value in {float(k) for k in item_item["validation_ndcg_at_10_by_l2"].value}
-    examples = _table(settings, "video_rec_ranker_training_data")
+    examples = lake_table(settings, "video_rec_ranker_training_data")
     only_item_item = examples.filter((pl.col("from_ease") == 1) & (pl.col("from_ann") == 0) & (pl.col("from_popular") == 0)
                                      & (pl.col("from_trending") == 0))
     assert only_item_item.height > 0 and (only_item_item["tt_rank"] == 1_000.0).all()
@@ -57,21 +49,21 @@ def test_the_item_item_model_is_a_candidate_source_and_a_ranker_feature(video_pi
 
 def test_batch_recommendations_are_top_k_unseen_and_distinct(video_pipeline):
     settings, _, _, _ = video_pipeline
-    recommendations = _table(settings, "video_rec_batch_recommendations")
-    users = _table(settings, "video_rec_users")
+    recommendations = lake_table(settings, "video_rec_batch_recommendations")
+    users = lake_table(settings, "video_rec_users")
     assert recommendations["user_id"].n_unique() == users.height
     per_user = recommendations.group_by("user_id").agg(n=pl.len(), distinct=pl.col("video_id").n_unique(),
                                                        ranks=pl.col("rank").sort())
     assert (per_user["n"] == settings.of("video_rec").top_k).all() and (per_user["distinct"] == per_user["n"]).all()
     assert per_user["ranks"].to_list()[0] == list(range(1, settings.of("video_rec").top_k + 1))
-    seen = _table(settings, "video_rec_interactions").select("user_id", "video_id").unique()
+    seen = lake_table(settings, "video_rec_interactions").select("user_id", "video_id").unique()
     assert recommendations.join(seen, on=["user_id", "video_id"], how="semi").height == 0
 
 
 def test_leakage_audit_catches_features_from_the_label_window(video_pipeline):
     settings, _, _, _ = video_pipeline
-    labeled = _table(settings, "video_rec_labeled_interactions")
-    ranker_data = _table(settings, "video_rec_ranker_training_data")
+    labeled = lake_table(settings, "video_rec_labeled_interactions")
+    ranker_data = lake_table(settings, "video_rec_ranker_training_data")
     cutoffs = Cutoffs.from_interactions(labeled, settings.of("video_rec").ranker_window, settings.of("video_rec").test_window)
     assert run_suite(leakage_audit(cutoffs, labeled, ranker_data), suites.leakage_audit_suite()).success
     leaky = ranker_data.with_columns(features_as_of=pl.col("labels_until"))
@@ -84,9 +76,9 @@ def test_bad_data_stops_at_a_blocking_check_and_the_champion_keeps_serving(case_
     settings = copy.settings
     raw = tmp_path / "raw"
     raw.mkdir()
-    _table(settings, "video_rec_users").write_parquet(raw / "users.parquet")
-    _table(settings, "video_rec_videos").write_parquet(raw / "videos.parquet")
-    interactions = _table(settings, "video_rec_interactions")
+    lake_table(settings, "video_rec_users").write_parquet(raw / "users.parquet")
+    lake_table(settings, "video_rec_videos").write_parquet(raw / "videos.parquet")
+    interactions = lake_table(settings, "video_rec_interactions")
     # 5% of the views out of range: far above the 1% a quarantine may take.
     interactions.with_columns(
         watch_fraction=pl.when(pl.int_range(pl.len()) % 20 == 0).then(1.7).otherwise(pl.col("watch_fraction"))
@@ -116,11 +108,11 @@ def test_your_own_files_run_end_to_end_without_an_oracle(tmp_path):
     settings = small_settings_for(case, tmp_path / "state", {"MLSD_VIDEO_REC_RAW_DIR": str(raw)}, ranker_window="2d", test_window="2d")
     run = run_case(case, settings)
     instance = run.instance
-    assert _metadata(instance, "video_rec_champion")["champion_version"].value == "1"
-    evaluation = _table(settings, "video_rec_evaluation")
+    assert latest_metadata(instance, "video_rec_champion")["champion_version"].value == "1"
+    evaluation = lake_table(settings, "video_rec_evaluation")
     assert "oracle" not in evaluation["approach"].to_list()
-    assert _metadata(instance, "video_rec_evaluation")["oracle"].value.startswith("none")
-    videos = _table(settings, "video_rec_videos")
+    assert latest_metadata(instance, "video_rec_evaluation")["oracle"].value.startswith("none")
+    videos = lake_table(settings, "video_rec_videos")
     assert "views_lifetime" not in videos.columns and videos["channel_id"].null_count() == videos.height
 
 
@@ -155,17 +147,17 @@ def test_months_of_ratings_shaped_data_quarantine_the_early_views_and_size_the_w
                                   ranker_window="12% 300users", test_window="12% 300users")
     run = run_case(case, settings)
     instance = run.instance
-    assert _metadata(instance, "video_rec_champion")["champion_version"].value == "1"
-    evaluation = _table(settings, "video_rec_evaluation")
+    assert latest_metadata(instance, "video_rec_champion")["champion_version"].value == "1"
+    evaluation = lake_table(settings, "video_rec_evaluation")
     assert {"popularity", "ease", "mf", "two_tower", "two_stage"} <= set(evaluation["approach"].to_list())
-    assert "two-stage minus ease: ndcg_at_10 difference" in _metadata(instance, "video_rec_evaluation")["margins"].value
+    assert "two-stage minus ease: ndcg_at_10 difference" in latest_metadata(instance, "video_rec_evaluation")["margins"].value
 
-    quarantined = _table(settings, "video_rec_interactions_quarantine")
+    quarantined = lake_table(settings, "video_rec_interactions_quarantine")
     assert quarantined.height == early > 0
     assert quarantined["failed_expectations"].str.contains("upload_ts").all()
-    assert _metadata(instance, "video_rec_interactions")["quarantined_rows"].value == early
-    assert _metadata(instance, "video_rec_interactions_quarantine")["dagster/row_count"].value == early
-    assert _table(settings, "video_rec_interactions").height == interactions.height - early
+    assert latest_metadata(instance, "video_rec_interactions")["quarantined_rows"].value == early
+    assert latest_metadata(instance, "video_rec_interactions_quarantine")["dagster/row_count"].value == early
+    assert lake_table(settings, "video_rec_interactions").height == interactions.height - early
 
     records = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
     checks = {r.event_log_entry.dagster_event.event_specific_data.check_name: r.event_log_entry.dagster_event.event_specific_data
@@ -176,7 +168,7 @@ def test_months_of_ratings_shaped_data_quarantine_the_early_views_and_size_the_w
     assert checks["video_rec_interactions_valid"].passed
     assert checks["video_rec_interactions_valid"].metadata["quarantined_rows"].value == early
 
-    labeled = _table(settings, "video_rec_labeled_interactions")
+    labeled = lake_table(settings, "video_rec_labeled_interactions")
     test_users = labeled.filter(pl.col("window") == "test")["user_id"].n_unique()
     assert test_users >= 300 > thin, (test_users, thin)
     assert labeled.filter(pl.col("window") == "ranker_train")["user_id"].n_unique() >= 300
