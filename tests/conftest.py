@@ -104,6 +104,40 @@ def lake_table(settings, asset: str):
     return pl.read_parquet(settings.lake_dir / "assets" / f"{asset}.parquet")
 
 
+def assert_daily_fine_tune(run: CaseRun, rows_asset: str, into: Path):
+    """Runs `<case>_fine_tune_job` on a copy of the run and checks what the continual-learning kit promises: a
+    challenger fine-tuned from the champion on every day after it last learned up to the newest, judged on the newest
+    in non-inferiority mode, and a champion that moves exactly when that check passes. Returns (champion version,
+    fine-tuned version, the fine-tuned asset's metadata) for the case's own checks."""
+    import dagster as dg
+    import mlflow
+
+    case, model = run.case.name, run.case.registered_model
+    copy = copy_run(run, into)
+    client = mlflow.MlflowClient(copy.settings.mlflow_tracking_uri, copy.settings.mlflow_tracking_uri)
+    champion = client.get_model_version_by_alias(model, "champion")
+    trained_through = champion.tags["trained_through"]
+    days = sorted({str(d) for d in lake_table(copy.settings, rows_asset)["ts"].dt.date().unique()})
+    result = copy.defs.resolve_job_def(f"{case}_fine_tune_job").execute_in_process(instance=copy.instance,
+                                                                                   raise_on_error=False)
+    assert result.success
+    assert result.dagster_run.tags["mlsd/promotion_mode"] == "non_inferiority"
+    tuned = client.get_model_version_by_alias(model, "challenger")
+    assert tuned.tags["fine_tuned_from"] == str(champion.version)
+    assert tuned.tags["trained_through"] == days[-2]  # every day up to the holdout, not the holdout
+    made = latest_metadata(copy.instance, f"{case}_fine_tuned_model")
+    assert made["holdout_day"].value == days[-1]
+    assert made["fresh_days"].value.split(", ") == [d for d in days if trained_through < d < days[-1]]
+    key = dg.AssetCheckKey(dg.AssetKey(f"{case}_fine_tuned_model"), f"{case}_fine_tune_not_worse")
+    check = copy.instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    evaluation = check.event.dagster_event.event_specific_data
+    assert evaluation.metadata["mode"].value == "non_inferiority"
+    now = str(client.get_model_version_by_alias(model, "champion").version)
+    promoted = client.get_model_version(model, tuned.version).tags.get("promotion_decision") == "promote"
+    assert evaluation.passed == promoted and now == (str(tuned.version) if promoted else str(champion.version))
+    return champion, tuned, made
+
+
 def copy_run(run: CaseRun, into: Path) -> CaseRun:
     """The run's state (lake, MLflow store, BentoML store) copied, with a fresh Dagster instance over it: changes
     made there leave the session's run as it was."""

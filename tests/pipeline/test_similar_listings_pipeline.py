@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-import dagster as dg
 import mlflow
 import polars as pl
 import pytest
@@ -13,7 +12,7 @@ from expectations.runner import run_suite
 from models.similar_listings.data import leakage_audit
 from orchestration.definitions import build_definitions
 from orchestration.main import Runner
-from tests.conftest import case_named, copy_run, lake_table, latest_metadata, run_case, small_settings_for
+from tests.conftest import assert_daily_fine_tune, case_named, copy_run, lake_table, latest_metadata, run_case, small_settings_for
 
 
 @pytest.fixture(scope="module")
@@ -103,26 +102,6 @@ def test_your_own_months_of_data_run_end_to_end_without_an_oracle(tmp_path):
 
 
 def test_the_daily_fine_tune_learns_the_new_days_and_is_judged_on_the_newest(listings_run, tmp_path):
-    copy = copy_run(listings_run, tmp_path / "state")
-    client = mlflow.MlflowClient(copy.settings.mlflow_tracking_uri, copy.settings.mlflow_tracking_uri)
-    champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
-    trained_through = champion.tags["trained_through"]
-    days = sorted({str(d) for d in lake_table(copy.settings, "similar_listings_sessions")["ts"].dt.date().unique()})
-    result = copy.defs.resolve_job_def("similar_listings_fine_tune_job").execute_in_process(
-        instance=copy.instance, raise_on_error=False)
-    assert result.success
-    assert result.dagster_run.tags["mlsd/promotion_mode"] == "non_inferiority"
-    tuned = client.get_model_version_by_alias(REGISTERED_MODEL, "challenger")
-    assert tuned.tags["fine_tuned_from"] == str(champion.version) and tuned.tags["model_kind"] == "skipgram"
-    assert tuned.tags["trained_through"] == days[-2]  # every day up to the holdout, not the holdout
-    made = latest_metadata(copy.instance, "similar_listings_fine_tuned_model")
-    assert made["holdout_day"].value == days[-1]
-    assert made["fresh_days"].value.split(", ") == [d for d in days if trained_through < d < days[-1]]
+    _, tuned, made = assert_daily_fine_tune(listings_run, "similar_listings_sessions", tmp_path / "state")
+    assert tuned.tags["model_kind"] == "skipgram"
     assert made["new_listings_learned"].value > 0  # listings the champion knew only by their cold start
-    key = dg.AssetCheckKey(dg.AssetKey("similar_listings_fine_tuned_model"), "similar_listings_fine_tune_not_worse")
-    check = copy.instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
-    evaluation = check.event.dagster_event.event_specific_data
-    assert evaluation.metadata["mode"].value == "non_inferiority"
-    now = str(client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version)
-    promoted = client.get_model_version(REGISTERED_MODEL, tuned.version).tags.get("promotion_decision") == "promote"
-    assert evaluation.passed == promoted and now == (str(tuned.version) if promoted else str(champion.version))
