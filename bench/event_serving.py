@@ -6,7 +6,8 @@ Simulates the default world, computes its features (MiniLM description vectors, 
 trains the XGBoost ranker as the training job does (its validation's choice of rounds), publishes the online
 snapshot at the end of the data with the simulation's live events plus copies of them (new ids, venues moved up
 to ~30 km, start times spread over the next four weeks) up to `--live-events`, then times `Recommender.recommend`
-in-process and the packaged bento over HTTP (bench/serving_kit.py). Aim: p99 under 50 ms over HTTP on 2 cores with
+in-process (also with registrations since the snapshot from the stream, on a throwaway Redis) and the packaged bento
+over HTTP (bench/serving_kit.py). Aim: p99 under 50 ms over HTTP on 2 cores with
 the filter cutting to at most 500 candidates.
 """
 
@@ -95,6 +96,29 @@ def main() -> None:
     print(f"in-process: {percentiles(timings)}; candidates ranked per request: median {int(np.median(ranked))}, "
           f"max {max(ranked)} (of {answer.filters['live']:,} live; {answer.filters['within_radius']:,} within the radius "
           "in the last request)", flush=True)
+
+    # The stream's registrations since the snapshot: one pipelined ZCOUNT per candidate on a local Redis.
+    from bentos.server import local_redis
+    from models.event_recommendation.stream import LiveRegistrations, consume, publish
+
+    with local_redis(folder) as redis_url:
+        registrations = pl.DataFrame({
+            "user_id": [rng.choice(history) for _ in range(5_000)],
+            "event_id": [rng.choice(catalogue["event_ids"]) for _ in range(5_000)],
+            "kind": "register",
+            "ts": [as_of + timedelta(seconds=rng.random() * 3_000) for _ in range(5_000)],
+        }).unique(["user_id", "event_id"])
+        publish(redis_url, registrations)
+        consume(redis_url, until_idle=0.5)
+        streamed = Recommender(ranker, store, live_registrations=LiveRegistrations(redis_url))
+        streamed.live()
+        timings = []
+        for payload in payloads[:300]:
+            started = time.perf_counter()
+            streamed.recommend(payload["user_id"], 10, ts=ts)
+            timings.append(time.perf_counter() - started)
+        print(f"in-process with the stream's counts ({registrations.height:,} registrations since the snapshot): "
+              f"{percentiles(timings)}", flush=True)
 
     os.environ["MLSD_ONLINE_STORE_URL"] = store_url
     sample = features.head(50).to_pandas()

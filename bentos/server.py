@@ -1,4 +1,5 @@
-"""Serve a bento on a free loopback port for as long as a `with` block lasts (tests and benchmarks).
+"""Serve a bento on a free loopback port for as long as a `with` block lasts (tests and benchmarks), and a throwaway
+Redis beside it (`local_redis`).
 
 `bentoml serve` runs in its own process group: it is stopped with SIGINT (clean), then SIGKILL after 30 s.
 """
@@ -72,3 +73,37 @@ def serving(bento: str, env: dict[str, str], cwd: Path | None = None, log: Path 
         served.stop()
         if log:
             output.close()
+
+
+@contextlib.contextmanager
+def local_redis(folder: Path, timeout: float = 20) -> Iterator[str]:
+    """A throwaway redis-server (Debian's) on a free loopback port, with no persistence, for a `with` block: yields
+    its URL. The tests' Redis and the benchmarks' stream use it."""
+    import shutil
+
+    import redis
+
+    server = shutil.which("redis-server")
+    if server is None:
+        raise RuntimeError("redis-server is not installed: `./dev.sh setup` installs it (Debian package redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=timeout)
