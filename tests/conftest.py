@@ -104,6 +104,24 @@ def lake_table(settings, asset: str):
     return pl.read_parquet(settings.lake_dir / "assets" / f"{asset}.parquet")
 
 
+def assert_bad_raw_data_stops_the_run(copy: CaseRun, raw_dir: Path, field: str) -> None:
+    """Runs the main command's steps of the copied run's case on the files in `raw_dir` and checks that a blocking
+    check stops it naming `field`, before any new version is registered: the champion (version 1) keeps serving."""
+    import mlflow
+
+    from orchestration.definitions import build_definitions
+    from orchestration.main import Runner
+
+    bad = build_definitions(copy.settings.with_case(copy.case.name, raw_dir=str(raw_dir)))
+    with pytest.raises(SystemExit, match=field):
+        Runner(bad, copy.instance).run(copy.case)
+    tracking = copy.settings.mlflow_tracking_uri
+    client = mlflow.MlflowClient(tracking, tracking)
+    model = copy.case.registered_model
+    assert str(client.get_model_version_by_alias(model, "champion").version) == "1"
+    assert len(client.search_model_versions(f"name='{model}'")) == 1  # nothing downstream ran
+
+
 def assert_daily_fine_tune(run: CaseRun, rows_asset: str, into: Path):
     """Runs `<case>_fine_tune_job` on a copy of the run and checks what the continual-learning kit promises: a
     challenger fine-tuned from the champion on every day after it last learned up to the newest, judged on the newest

@@ -1,17 +1,22 @@
 """The event recommendation group end to end on a small simulation, on your own files, and with bad data."""
 
 import dagster as dg
-import mlflow
 import polars as pl
 import pytest
 
-from assets.event_recommendation.training import REGISTERED_MODEL
 from expectations import event_recommendation as suites
 from expectations.runner import run_suite
 from models.event_recommendation.features import leaky_end_of_sale, point_in_time_audit
-from orchestration.definitions import build_definitions
-from orchestration.main import Runner
-from tests.conftest import assert_daily_fine_tune, case_named, copy_run, lake_table, latest_metadata, run_case, small_settings_for
+from tests.conftest import (
+    assert_bad_raw_data_stops_the_run,
+    assert_daily_fine_tune,
+    case_named,
+    copy_run,
+    lake_table,
+    latest_metadata,
+    run_case,
+    small_settings_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +68,7 @@ def test_bad_data_stops_at_a_blocking_check_and_the_champion_keeps_serving(event
     # 5% of the interactions of an unknown kind: far above the 1% a quarantine may take.
     interactions.with_columns(kind=pl.when(pl.int_range(pl.len()) % 20 == 0).then(pl.lit("bookmark")).otherwise("kind")
                               ).write_parquet(raw / "interactions.parquet")
-    bad = build_definitions(settings.with_case("event_recommendation", raw_dir=str(raw)))
-    with pytest.raises(SystemExit, match="kind"):
-        Runner(bad, copy.instance).run(copy.case)
-    client = mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-    assert str(client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version) == "1"
-    assert len(client.search_model_versions(f"name='{REGISTERED_MODEL}'")) == 1  # nothing downstream ran
+    assert_bad_raw_data_stops_the_run(copy, raw, "kind")
 
 
 @pytest.mark.slow

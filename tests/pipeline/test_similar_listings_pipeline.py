@@ -2,17 +2,22 @@
 
 from datetime import timedelta
 
-import mlflow
 import polars as pl
 import pytest
 
-from assets.similar_listings.training import REGISTERED_MODEL
 from expectations import similar_listings as suites
 from expectations.runner import run_suite
 from models.similar_listings.data import leakage_audit
-from orchestration.definitions import build_definitions
-from orchestration.main import Runner
-from tests.conftest import assert_daily_fine_tune, case_named, copy_run, lake_table, latest_metadata, run_case, small_settings_for
+from tests.conftest import (
+    assert_bad_raw_data_stops_the_run,
+    assert_daily_fine_tune,
+    case_named,
+    copy_run,
+    lake_table,
+    latest_metadata,
+    run_case,
+    small_settings_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +64,7 @@ def test_bad_data_stops_at_a_blocking_check_and_the_champion_keeps_serving(listi
     # 5% of the events with an impossible page position: far above the 1% a quarantine may take.
     sessions.with_columns(position=pl.when(pl.int_range(pl.len()) % 20 == 0).then(0).otherwise("position")
                           ).write_parquet(raw / "sessions.parquet")
-    bad = build_definitions(settings.with_case("similar_listings", raw_dir=str(raw)))
-    with pytest.raises(SystemExit, match="position"):
-        Runner(bad, copy.instance).run(copy.case)
-    client = mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-    assert str(client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version) == "1"
-    assert len(client.search_model_versions(f"name='{REGISTERED_MODEL}'")) == 1  # nothing downstream ran
+    assert_bad_raw_data_stops_the_run(copy, raw, "position")
 
 
 @pytest.mark.slow

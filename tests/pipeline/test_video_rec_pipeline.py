@@ -1,17 +1,21 @@
 """The video recommendation group end to end on a small simulation, on your own files, and with bad data."""
 
 import dagster as dg
-import mlflow
 import polars as pl
 import pytest
 
-from assets.video_rec.training import REGISTERED_MODEL
 from expectations import video_rec as suites
 from expectations.runner import run_suite
 from models.video_rec.features import Cutoffs, leakage_audit
-from orchestration.definitions import build_definitions
-from orchestration.main import Runner
-from tests.conftest import case_named, copy_run, lake_table, latest_metadata, run_case, small_settings_for
+from tests.conftest import (
+    assert_bad_raw_data_stops_the_run,
+    case_named,
+    copy_run,
+    lake_table,
+    latest_metadata,
+    run_case,
+    small_settings_for,
+)
 
 
 def test_the_bento_is_the_recommendation_service(video_pipeline):
@@ -83,12 +87,7 @@ def test_bad_data_stops_at_a_blocking_check_and_the_champion_keeps_serving(case_
     interactions.with_columns(
         watch_fraction=pl.when(pl.int_range(pl.len()) % 20 == 0).then(1.7).otherwise(pl.col("watch_fraction"))
     ).write_parquet(raw / "interactions.parquet")
-    bad = build_definitions(settings.with_case("video_rec", raw_dir=str(raw)))
-    with pytest.raises(SystemExit, match="watch_fraction"):
-        Runner(bad, copy.instance).run(copy.case)
-    client = mlflow.MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-    assert str(client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version) == "1"
-    assert len(client.search_model_versions(f"name='{REGISTERED_MODEL}'")) == 1  # nothing downstream ran
+    assert_bad_raw_data_stops_the_run(copy, raw, "watch_fraction")
 
 
 @pytest.mark.slow
