@@ -101,3 +101,65 @@ def parse_duration(text: str) -> timedelta:
     if value <= 0:
         raise ValueError(f"{text!r}: a duration must be positive")
     return timedelta(seconds=value * unit)
+
+
+@dataclass(frozen=True)
+class LabelDelayCutoffs:
+    """A time split of rows whose label is known `label_window` after them (a registration, a reaction): models
+    learn from rows before `validation_start` (whose labels are known by then), choose their rounds and epochs on
+    [validation_start, test_start), are refitted on everything before `test_start` and judged on rows in
+    [test_start, end). `counts` name what each window reports (column name: polars expression over its rows)."""
+
+    start: datetime
+    validation_start: datetime
+    test_start: datetime
+    end: datetime
+    label_window: timedelta
+    counts: tuple[tuple[str, pl.Expr], ...]
+
+    @classmethod
+    def from_rows(cls, rows: pl.DataFrame, positive: pl.Expr, validation: WindowSize | str, test: WindowSize | str,
+                  label_window: timedelta, counts: dict[str, pl.Expr], what: tuple[str, str],
+                  settings: tuple[str, str] = ("validation window", "test window")) -> LabelDelayCutoffs:
+        """The test window is the fewest whole days at the end whose `positive` rows meet `test` (its `users` count
+        users with a positive row), the validation window the fewest before it that meet `validation`. `what` names
+        the rows and the positives in errors (impressions, registrations)."""
+        rows_name, positives_name = what
+        if rows.is_empty():
+            raise ValueError(f"no {rows_name}: nothing to split")
+        positives = rows.filter(positive)
+        if positives.is_empty():
+            raise ValueError(f"no {positives_name} among the {rows_name}: the labels are all 0")
+        start, validation_start, test_start, end = held_out_cutoffs(rows, positives, validation, test, settings)
+        train = rows.filter(pl.col("ts") < validation_start - label_window).height
+        held = rows.filter((pl.col("ts") >= validation_start) & (pl.col("ts") < test_start)).height
+        if validation_start <= start or train < held:
+            raise ValueError(
+                f"{settings[0]}={str(validation)!r} and {settings[1]}={str(test)!r} leave {train} {rows_name} "
+                f"({(validation_start - start).days} days) to train on, fewer than the validation window's {held}: "
+                "too few days of data for these windows, or set smaller windows"
+            )
+        return cls(start, validation_start, test_start, end, label_window, tuple(counts.items()))
+
+    def split(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """`split` is train (labels known before the validation window), validation (known before the test window),
+        test (known by the end of the data), or null: rows whose label was not yet known, left out."""
+        ts = pl.col("ts")
+        return rows.with_columns(split=pl.when(ts < self.validation_start - self.label_window).then(pl.lit("train"))
+                                 .when((ts >= self.validation_start) & (ts < self.test_start - self.label_window)).then(pl.lit("validation"))
+                                 .when((ts >= self.test_start) & (ts < self.end - self.label_window)).then(pl.lit("test"))
+                                 .otherwise(None))
+
+    def windows(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """One row per window (start, end, the counts, first and last row, next window's start)."""
+        split = self.split(rows)
+        bounds = [("train", self.start, self.validation_start), ("validation", self.validation_start, self.test_start),
+                  ("test", self.test_start, self.end)]
+        out = []
+        for i, (name, lo, hi) in enumerate(bounds):
+            part = split.filter(pl.col("split") == name)
+            counted = part.select(**{k: e for k, e in self.counts}).row(0, named=True) if part.height else {k: 0 for k, _ in self.counts}
+            out.append({"window": name, "start": lo, "end": hi, **{k: int(v or 0) for k, v in counted.items()},
+                        "first_ts": part["ts"].min(), "last_ts": part["ts"].max(),
+                        "next_start": bounds[i + 1][1] if i + 1 < len(bounds) else None})
+        return pl.DataFrame(out)

@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 
 from assets.resources import RawSource
-from models.event_recommendation.data import Cutoffs
+from models.windows import LabelDelayCutoffs
 
 
 class EventRecommendationSource(RawSource):
@@ -62,7 +62,9 @@ class EventRecommendationTimeSplit(dg.ConfigurableResource):
 
         return parse_duration(self.label_window)
 
-    def cutoffs(self, rows: pl.DataFrame) -> Cutoffs:
-        return Cutoffs.from_impressions(rows, self.validation_window, self.test_window, self.label_delay, settings=(
+    def cutoffs(self, rows: pl.DataFrame) -> LabelDelayCutoffs:
+        from models.event_recommendation.data import cutoffs
+
+        return cutoffs(rows, self.validation_window, self.test_window, self.label_delay, settings=(
             "MLSD_EVENT_RECOMMENDATION_VALIDATION_WINDOW", "MLSD_EVENT_RECOMMENDATION_TEST_WINDOW"))
 

@@ -7,12 +7,11 @@ impression: training rows end that long before the window they are judged agains
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import polars as pl
 
-from models.windows import WindowSize, held_out_cutoffs
+from models.windows import LabelDelayCutoffs, WindowSize
 
 KINDS = ("impression", "register", "invite")
 LABEL = "registered"
@@ -41,57 +40,12 @@ def labelled_impressions(interactions: pl.DataFrame, label_window: timedelta) ->
     )
 
 
-@dataclass(frozen=True)
-class Cutoffs:
-    """Models learn from impressions before `validation_start` (whose labels are known by then), choose their
-    rounds and epochs on [validation_start, test_start), are refitted on everything before `test_start` and judged
-    on impressions in [test_start, end)."""
-
-    start: datetime
-    validation_start: datetime
-    test_start: datetime
-    end: datetime
-    label_window: timedelta
-
-    @classmethod
-    def from_impressions(cls, rows: pl.DataFrame, validation: WindowSize | str, test: WindowSize | str,
-                         label_window: timedelta, settings: tuple[str, str] = ("validation window", "test window")) -> Cutoffs:
-        """The test window is the fewest whole days at the end whose registrations meet `test` (its `users` count
-        users who registered), the validation window the fewest before it that meet `validation`."""
-        if rows.is_empty():
-            raise ValueError("no impressions: nothing to split")
-        positives = rows.filter(pl.col(LABEL) == 1)
-        if positives.is_empty():
-            raise ValueError("no impression was followed by a registration: the labels are all 0")
-        start, validation_start, test_start, end = held_out_cutoffs(rows, positives, validation, test, settings)
-        train = rows.filter(pl.col("ts") < validation_start - label_window).height
-        held = rows.filter((pl.col("ts") >= validation_start) & (pl.col("ts") < test_start)).height
-        if validation_start <= start or train < held:
-            raise ValueError(
-                f"{settings[0]}={str(validation)!r} and {settings[1]}={str(test)!r} leave {train} impressions "
-                f"({(validation_start - start).days} days) to train on, fewer than the validation window's {held}: "
-                "too few days of data for these windows, or set smaller windows"
-            )
-        return cls(start, validation_start, test_start, end, label_window)
-
-    def split(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """`split` is train (labels known before the validation window), validation (known before the test window),
-        test (known by the end of the data), or null: rows whose label was not yet known, left out."""
-        ts = pl.col("ts")
-        return rows.with_columns(split=pl.when(ts < self.validation_start - self.label_window).then(pl.lit("train"))
-                                 .when((ts >= self.validation_start) & (ts < self.test_start - self.label_window)).then(pl.lit("validation"))
-                                 .when((ts >= self.test_start) & (ts < self.end - self.label_window)).then(pl.lit("test"))
-                                 .otherwise(None))
-
-    def windows(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """One row per window (start, end, impressions, registrations, last impression, next window's start)."""
-        split = self.split(rows)
-        bounds = [("train", self.start, self.validation_start), ("validation", self.validation_start, self.test_start),
-                  ("test", self.test_start, self.end)]
-        out = []
-        for i, (name, lo, hi) in enumerate(bounds):
-            part = split.filter(pl.col("split") == name)
-            out.append({"window": name, "start": lo, "end": hi, "impressions": part.height,
-                        "registrations": int(part[LABEL].sum()), "first_ts": part["ts"].min(), "last_ts": part["ts"].max(),
-                        "next_start": bounds[i + 1][1] if i + 1 < len(bounds) else None})
-        return pl.DataFrame(out)
+def cutoffs(rows: pl.DataFrame, validation: WindowSize | str, test: WindowSize | str, label_window: timedelta,
+            settings: tuple[str, str] = ("validation window", "test window")) -> LabelDelayCutoffs:
+    """The time split of labelled impressions: the test window is the fewest whole days at the end whose registrations
+    meet `test` (its `users` count users who registered), the validation window the fewest before it that meet
+    `validation` (models.windows.LabelDelayCutoffs)."""
+    return LabelDelayCutoffs.from_rows(
+        rows, pl.col(LABEL) == 1, validation, test, label_window,
+        counts={"impressions": pl.len(), "registrations": pl.col(LABEL).sum()},
+        what=("impressions", "impressions followed by a registration"), settings=settings)

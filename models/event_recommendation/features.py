@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from models.tabular import count_before
+
 
 EARTH_KM = 6371.0
 HOUR_BLOCK = 4  # hours: a user's habit is judged in blocks of the day
@@ -88,19 +90,6 @@ def registrations_with_attributes(interactions: pl.DataFrame, users_t: pl.DataFr
     )
 
 
-def _count_before(targets: pl.DataFrame, history: pl.DataFrame, by: list[str], name: str, sums: dict[str, str] | None = None,
-                  on: str = "ts") -> pl.DataFrame:
-    """Each target's running count (and sums) of `history` rows with the same `by` keys strictly before its time."""
-    sums = sums or {}
-    running = history.sort(on).select(
-        *by, pl.col(on).alias("_at"), pl.int_range(1, pl.len() + 1).over(by).alias(name),
-        *[pl.col(source).cum_sum().over(by).alias(target) for target, source in sums.items()],
-    )
-    joined = targets.sort("ts").join_asof(running, left_on="ts", right_on="_at", by=by, strategy="backward",
-                                          allow_exact_matches=False, check_sortedness=False)
-    return joined.drop("_at").with_columns(pl.col(name).fill_null(0), *[pl.col(t).fill_null(0.0) for t in sums])
-
-
 def _user_description_sums(regs: pl.DataFrame, event_vectors: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
     """Per registration (in user, time order): its position and the sum of the user's description vectors up to it."""
     ordered = regs.sort("user_id", "ts").with_row_index("reg_pos")
@@ -128,23 +117,23 @@ def aggregates_as_of(targets: pl.DataFrame, interactions: pl.DataFrame, users: p
     rows = (targets.with_row_index("_row").join(users_t, on="user_id", how="left")
             .join(events_t, on="event_id", how="left").sort("ts"))
 
-    rows = _count_before(rows, regs, ["user_id"], "u_regs", {"u_logprice_sum": "log_price", "u_logdist_sum": "log_dist"})
-    rows = _count_before(rows, regs, ["user_id", "category"], "u_cat_regs")
-    rows = _count_before(rows, regs, ["user_id", "weekday"], "u_weekday_regs")
-    rows = _count_before(rows, regs, ["user_id", "hour_block"], "u_hour_regs")
-    rows = _count_before(rows, regs, ["event_id"], "e_regs")
+    rows = count_before(rows, regs, ["user_id"], "u_regs", {"u_logprice_sum": "log_price", "u_logdist_sum": "log_dist"})
+    rows = count_before(rows, regs, ["user_id", "category"], "u_cat_regs")
+    rows = count_before(rows, regs, ["user_id", "weekday"], "u_weekday_regs")
+    rows = count_before(rows, regs, ["user_id", "hour_block"], "u_hour_regs")
+    rows = count_before(rows, regs, ["event_id"], "e_regs")
     impressions = interactions.filter(pl.col("kind") == "impression").select("event_id", "ts")
-    rows = _count_before(rows, impressions, ["event_id"], "e_imps")
+    rows = count_before(rows, impressions, ["event_id"], "e_imps")
     friend_regs = regs.select(pl.col("user_id").alias("friend_id"), "event_id", "ts").join(edges, on="friend_id").select("user_id", "event_id", "ts")
-    rows = _count_before(rows, friend_regs, ["user_id", "event_id"], "friends_registered")
+    rows = count_before(rows, friend_regs, ["user_id", "event_id"], "friends_registered")
     invites = interactions.filter((pl.col("kind") == "invite") & pl.col("invitee_id").is_not_null()).select(
         pl.col("invitee_id").alias("user_id"), "event_id", "ts")
-    rows = _count_before(rows, invites, ["user_id", "event_id"], "friends_inviting")
+    rows = count_before(rows, invites, ["user_id", "event_id"], "friends_inviting")
     # The host's events that started before the row: their registrations were all made by then.
     host_events = (regs.filter(pl.col("ts") < pl.col("start_ts")).group_by("event_id").len("final_regs")
                    .join(events_t.select("event_id", "host_id", "start_ts"), on="event_id", how="right").fill_null(0)
                    .select("host_id", ts="start_ts", host_regs="final_regs"))
-    rows = _count_before(rows, host_events.with_columns(pl.col("host_regs").cast(pl.Float64)), ["host_id"], "host_past_events",
+    rows = count_before(rows, host_events.with_columns(pl.col("host_regs").cast(pl.Float64)), ["host_id"], "host_past_events",
                          {"host_past_regs": "host_regs"})
     rows = rows.join(edges.select("user_id", host_id="friend_id", host_is_friend=pl.lit(1)), on=["user_id", "host_id"], how="left").with_columns(
         pl.col("host_is_friend").fill_null(0))

@@ -21,46 +21,20 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from models.event_recommendation.features import FEATURES
+from models.tabular import Standardizer
 
 # Counts and durations with long tails enter the MLP and the logistic regression as log1p.
 LOGGED = ("distance_km", "hours_to_event", "hours_on_sale", "registrations_so_far", "impressions_so_far",
           "friends_registered", "friends_inviting", "host_past_events", "host_past_attendance", "user_registrations")
 
 
-@dataclass
-class Standardizer:
-    """NaN-aware scaling for the linear and neural rankers: log1p where long-tailed, then z-scores from the training
-    rows; a missing value becomes 0 with an indicator column beside it."""
+def _scaler(state: dict) -> Standardizer:
+    """A saved scaler; one saved before `logged` was stored logged LOGGED, as every event ranker did."""
+    return Standardizer(**{"logged": [FEATURES.index(name) for name in LOGGED], **state})
 
-    mean: list[float]
-    std: list[float]
-    nullable: list[int]  # feature positions that had missing values in training
 
-    @classmethod
-    def fit(cls, matrix: np.ndarray) -> Standardizer:
-        x = cls._logged(matrix)
-        mean = np.nanmean(x, axis=0)
-        std = np.nanstd(x, axis=0)
-        return cls(np.nan_to_num(mean).tolist(), np.where(std > 0, std, 1.0).tolist(),
-                   np.flatnonzero(np.isnan(matrix).any(axis=0)).tolist())
-
-    @staticmethod
-    def _logged(matrix: np.ndarray) -> np.ndarray:
-        x = np.array(matrix, dtype=np.float32, copy=True)
-        for name in LOGGED:
-            i = FEATURES.index(name)
-            x[:, i] = np.log1p(np.maximum(x[:, i], 0))
-        return x
-
-    def transform(self, matrix: np.ndarray) -> np.ndarray:
-        x = (self._logged(matrix) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        missing = np.isnan(x)
-        indicators = missing[:, self.nullable].astype(np.float32)
-        return np.concatenate([np.where(missing, 0.0, np.clip(x, -8, 8)).astype(np.float32), indicators], axis=1)
-
-    @property
-    def width(self) -> int:
-        return len(self.mean) + len(self.nullable)
+def _fit_scaler(matrix: np.ndarray) -> Standardizer:
+    return Standardizer.fit(matrix, [FEATURES.index(name) for name in LOGGED])
 
 
 @dataclass
@@ -260,7 +234,7 @@ class MLPRanker(Ranker):
         import torch
 
         state = torch.load(io.BytesIO(payload), weights_only=True)
-        scaler = Standardizer(**json.loads(state["scaler"]))
+        scaler = _scaler(json.loads(state["scaler"]))
         raw = json.loads(state["params"])
         params = MLPParams(**{**raw, "hidden": tuple(raw["hidden"])})
         network = _network(scaler.width, params)
@@ -281,7 +255,7 @@ def train_mlp(train_x, train_y, valid_x, valid_y, params: MLPParams, epochs: int
     started = time.perf_counter()
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
-    scaler = Standardizer.fit(train_x)
+    scaler = _fit_scaler(train_x)
     ranker = MLPRanker(_network(scaler.width, params), scaler, params)
     optimizer = torch.optim.Adam(ranker.network.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
     x = torch.from_numpy(scaler.transform(train_x))
@@ -324,13 +298,13 @@ class LogisticRanker(Ranker):
     @classmethod
     def load(cls, payload: bytes) -> LogisticRanker:
         state = json.loads(payload)
-        return cls(np.asarray(state["coef"]), state["intercept"], Standardizer(**state["scaler"]))
+        return cls(np.asarray(state["coef"]), state["intercept"], _scaler(state["scaler"]))
 
 
 def train_logistic(train_x, train_y) -> Fitted:
     from sklearn.linear_model import LogisticRegression
 
     started = time.perf_counter()
-    scaler = Standardizer.fit(train_x)
+    scaler = _fit_scaler(train_x)
     model = LogisticRegression(C=1.0, max_iter=1_000).fit(scaler.transform(train_x), train_y)
     return Fitted(LogisticRanker(model.coef_[0], model.intercept_[0], scaler), [], 0, time.perf_counter() - started)

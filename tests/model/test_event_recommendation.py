@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.event_recommendation.data import LABEL, Cutoffs, labelled_impressions
+from models.event_recommendation.data import LABEL, cutoffs as time_cutoffs, labelled_impressions
 from models.event_recommendation.evaluation import evaluate, rank_users
 from models.event_recommendation.features import (
     FEATURES,
@@ -127,7 +127,7 @@ def test_map_counts_each_user_once_and_breaks_ties_fairly():
 
 @pytest.fixture(scope="module")
 def split(features):
-    cutoffs = Cutoffs.from_impressions(features, "2d", "2d", WINDOW)
+    cutoffs = time_cutoffs(features, "2d", "2d", WINDOW)
     rows = cutoffs.split(features)
     return {name: rows.filter(pl.col("split") == name) for name in ("train", "validation", "test")}
 

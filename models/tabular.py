@@ -1,0 +1,59 @@
+"""Shared pieces of the tabular models: counts as of each row's time, and the scaling the neural and linear models
+read their features through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+
+def count_before(targets: pl.DataFrame, history: pl.DataFrame, by: list[str], name: str, sums: dict[str, str] | None = None,
+                 on: str = "ts", at: str = "ts") -> pl.DataFrame:
+    """Each target's running count (and sums) of `history` rows with the same `by` keys strictly before the target's
+    `at` time (the history's time column is `on`). Counts and sums are 0 where there is none."""
+    sums = sums or {}
+    running = history.sort(on).select(
+        *by, pl.col(on).alias("_at"), pl.int_range(1, pl.len() + 1).over(by).alias(name),
+        *[pl.col(source).cum_sum().over(by).alias(target) for target, source in sums.items()],
+    )
+    joined = targets.sort(at).join_asof(running, left_on=at, right_on="_at", by=by, strategy="backward",
+                                        allow_exact_matches=False, check_sortedness=False)
+    return joined.drop("_at").with_columns(pl.col(name).fill_null(0), *[pl.col(t).fill_null(0) for t in sums])
+
+
+@dataclass
+class Standardizer:
+    """NaN-aware scaling: log1p of the `logged` columns (long-tailed counts and durations), then z-scores from the
+    training rows; a missing value becomes 0 with an indicator column beside it."""
+
+    mean: list[float]
+    std: list[float]
+    nullable: list[int]  # feature positions that had missing values in training
+    logged: list[int] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, matrix: np.ndarray, logged: list[int]) -> Standardizer:
+        x = cls._log(matrix, logged)
+        mean = np.nanmean(x, axis=0)
+        std = np.nanstd(x, axis=0)
+        return cls(np.nan_to_num(mean).tolist(), np.where(std > 0, std, 1.0).tolist(),
+                   np.flatnonzero(np.isnan(matrix).any(axis=0)).tolist(), list(logged))
+
+    @staticmethod
+    def _log(matrix: np.ndarray, logged: list[int]) -> np.ndarray:
+        x = np.array(matrix, dtype=np.float32, copy=True)
+        for i in logged:
+            x[:, i] = np.log1p(np.maximum(x[:, i], 0))
+        return x
+
+    def transform(self, matrix: np.ndarray) -> np.ndarray:
+        x = (self._log(matrix, self.logged) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        missing = np.isnan(x)
+        indicators = missing[:, self.nullable].astype(np.float32)
+        return np.concatenate([np.where(missing, 0.0, np.clip(x, -8, 8)).astype(np.float32), indicators], axis=1)
+
+    @property
+    def width(self) -> int:
+        return len(self.mean) + len(self.nullable)
