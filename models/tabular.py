@@ -57,3 +57,33 @@ class Standardizer:
     @property
     def width(self) -> int:
         return len(self.mean) + len(self.nullable)
+
+
+def cosine_rows(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity; 0 where either row is all zeros (no history, no text)."""
+    norms = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
+    dots = np.einsum("ij,ij->i", left, right)
+    return np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0)
+
+
+def similarity_to_history(rows: pl.DataFrame, history: pl.DataFrame, vectors: np.ndarray, name: str, row_column: str,
+                          by: str = "user_id") -> pl.DataFrame:
+    """`rows` (by, ts, `row_column`: the item's row in `vectors`) with `name`: the cosine of the item's vector with the
+    sum of the vectors of `history`'s items (by, ts, row_column) strictly before the row's ts."""
+    ordered = history.select(by, "ts", row_column).sort(by, "ts").with_row_index("_pos")
+    stacked = vectors[ordered[row_column].to_numpy()] if ordered.height else np.zeros((0, vectors.shape[1]), np.float32)
+    cumulative = np.cumsum(stacked, axis=0, dtype=np.float64)
+    first = ordered.select(pl.col("_pos").min().over(by))["_pos"].to_numpy().astype(np.int64)
+    before_first = np.where(first[:, None] > 0, cumulative[np.maximum(first - 1, 0)], 0.0) if ordered.height else cumulative
+    sums = (cumulative - before_first).astype(np.float32)
+    # Ties in time keep the later history row (_pos), so the sum includes everything before the row.
+    joined = rows.with_row_index("_order").sort("ts").join_asof(
+        ordered.select(by, "_pos", _at="ts").sort("_at", "_pos"), left_on="ts", right_on="_at", by=by,
+        strategy="backward", allow_exact_matches=False, check_sortedness=False).drop("_at")
+    similarity = np.zeros(joined.height)
+    position, item = joined["_pos"].to_numpy(), joined[row_column].to_numpy()
+    known = np.flatnonzero(~np.isnan(position.astype(float)) & ~np.isnan(item.astype(float)))
+    for start in range(0, len(known), 20_000):
+        chunk = known[start : start + 20_000]
+        similarity[chunk] = cosine_rows(sums[position[chunk].astype(int)], vectors[item[chunk].astype(int)])
+    return joined.with_columns(pl.Series(name, similarity)).sort("_order").drop("_order", "_pos")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from models.tabular import count_before
+from models.tabular import count_before, similarity_to_history
 
 
 EARTH_KM = 6371.0
@@ -90,23 +90,6 @@ def registrations_with_attributes(interactions: pl.DataFrame, users_t: pl.DataFr
     )
 
 
-def _user_description_sums(regs: pl.DataFrame, event_vectors: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
-    """Per registration (in user, time order): its position and the sum of the user's description vectors up to it."""
-    ordered = regs.sort("user_id", "ts").with_row_index("reg_pos")
-    vectors = event_vectors[ordered["event_row"].to_numpy()] if ordered.height else np.zeros((0, event_vectors.shape[1]), np.float32)
-    cumulative = np.cumsum(vectors, axis=0, dtype=np.float64)
-    first = ordered.select(pl.col("reg_pos").min().over("user_id"))["reg_pos"].to_numpy().astype(np.int64)
-    before_first = np.where(first[:, None] > 0, cumulative[np.maximum(first - 1, 0)], 0.0)
-    return ordered.select("user_id", "ts", "reg_pos"), (cumulative - before_first).astype(np.float32)
-
-
-def description_similarity(user_sums: np.ndarray, event_vectors: np.ndarray) -> np.ndarray:
-    """Cosine of each event's description with the sum of the user's past ones (0 without history or text)."""
-    norms = np.linalg.norm(user_sums, axis=1) * np.linalg.norm(event_vectors, axis=1)
-    dots = np.einsum("ij,ij->i", user_sums, event_vectors)
-    return np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0)
-
-
 def aggregates_as_of(targets: pl.DataFrame, interactions: pl.DataFrame, users: pl.DataFrame, events: pl.DataFrame,
                      friendships: pl.DataFrame, event_vectors: np.ndarray) -> pl.DataFrame:
     """Stage one for `targets` (user_id, event_id, ts, any other columns kept): every count from interactions
@@ -139,18 +122,8 @@ def aggregates_as_of(targets: pl.DataFrame, interactions: pl.DataFrame, users: p
         pl.col("host_is_friend").fill_null(0))
 
     # Description similarity to the user's past registrations (as of the row).
-    positions, sums = _user_description_sums(regs, event_vectors)
-    # Ties in time keep the later registration (reg_pos), so the sum includes every registration before the row.
-    rows = rows.sort("ts").join_asof(positions.rename({"ts": "_at"}).sort("_at", "reg_pos"), left_on="ts", right_on="_at", by="user_id",
-                                     strategy="backward", allow_exact_matches=False, check_sortedness=False).drop("_at")
-    similarity = np.zeros(rows.height)
-    reg_pos, event_row = rows["reg_pos"].to_numpy(), rows["event_row"].to_numpy()
-    known = np.flatnonzero(~np.isnan(reg_pos.astype(float)) & ~np.isnan(event_row.astype(float)))
-    for start in range(0, len(known), 20_000):
-        chunk = known[start : start + 20_000]
-        similarity[chunk] = description_similarity(sums[reg_pos[chunk].astype(int)], event_vectors[event_row[chunk].astype(int)])
-    rows = rows.with_columns(description_similarity=pl.Series(similarity))
-    return rows.sort("_row").drop("_row", "reg_pos", "event_row", "weekday", "hour_block", "log_price", "category_right",
+    rows = similarity_to_history(rows, regs, event_vectors, "description_similarity", "event_row")
+    return rows.sort("_row").drop("_row", "event_row", "weekday", "hour_block", "log_price", "category_right",
                                   strict=False)
 
 

@@ -20,12 +20,12 @@ import polars as pl
 
 from models.event_recommendation.features import (
     HOUR_BLOCK,
-    description_similarity,
     event_table,
     registrations_with_attributes,
     symmetric_edges,
     user_table,
 )
+from models.tabular import cosine_rows
 
 NAMESPACE = "event_recommendation"
 FEATURE_VERSION = "event_recommendation/v1"
@@ -153,7 +153,7 @@ def serving_aggregates(user: dict, live: LiveEvents, candidates: np.ndarray, ts:
     categories, weekdays, blocks = rows["category"].to_list(), [live.weekday[i] for i in candidates], [live.hour_block[i] for i in candidates]
     friends_of_host = set(user.get("friends", []))
     text_sum = decode_vector(user.get("text_sum"), live.vectors.shape[1])
-    similarity = description_similarity(np.broadcast_to(text_sum, (len(candidates), len(text_sum))), live.vectors[candidates]) \
+    similarity = cosine_rows(np.broadcast_to(text_sum, (len(candidates), len(text_sum))), live.vectors[candidates]) \
         if len(candidates) else np.zeros(0)
     return rows.with_columns(
         user_id=pl.lit(user.get("user_id"), dtype=pl.String), ts=pl.lit(ts, dtype=pl.Datetime("us", "UTC")),
