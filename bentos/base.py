@@ -54,6 +54,22 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def case_setting(case: str, name: str, kind: type, default, low, high):
+    """The case's setting MLSD_<CASE>_<NAME> (README, the case's settings) as the served bento takes it: a number
+    between `low` and `high`, `default` when unset."""
+    import os
+
+    variable = f"MLSD_{case}_{name}"
+    raw = os.environ.get(variable)
+    try:
+        value = kind(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{variable}={raw!r} is not valid: give a number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{variable}={raw!r} is not valid: must be between {low} and {high}")
+    return value
+
+
 MAX_BODY_BYTES = 1024 * 1024
 JSON = "application/json"
 

@@ -89,3 +89,14 @@ class TextEmbeddingCache:
             if t:
                 out[row] = vectors[known[h]]
         return out
+
+
+def aligned_vectors(ids: pl.Series, vectors: pl.DataFrame) -> np.ndarray:
+    """The vectors of a frame (an id column named like `ids`, and `vector`) in the order of `ids`, zeros where an id
+    has none (no text)."""
+    aligned = ids.to_frame().join(vectors, on=ids.name, how="left", maintain_order="left")
+    out = np.zeros((len(ids), DIM), dtype=np.float32)
+    present = aligned["vector"].is_not_null().to_numpy()
+    if present.any():
+        out[present] = aligned.filter(pl.col("vector").is_not_null())["vector"].to_numpy()
+    return out

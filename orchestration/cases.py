@@ -12,10 +12,11 @@ from assets.case import CaseStudy
 def registered() -> tuple[CaseStudy, ...]:
     from assets.ad_click import CASE as ad_click
     from assets.event_recommendation import CASE as event_recommendation
+    from assets.news_feed import CASE as news_feed
     from assets.similar_listings import CASE as similar_listings
     from assets.video_rec import CASE as video_rec
 
-    return (ad_click, video_rec, similar_listings, event_recommendation)
+    return (ad_click, video_rec, similar_listings, event_recommendation, news_feed)
 
 
 def find(name: str, cases: tuple[CaseStudy, ...] | None = None) -> CaseStudy:

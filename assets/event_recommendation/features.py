@@ -1,7 +1,6 @@
 """Description vectors, point-in-time features of every impression, and the time split every model shares."""
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
 from assets.common import frame_markdown, frame_metadata, suite_check
@@ -11,6 +10,7 @@ from assets.resources import TextEmbeddings
 from expectations import event_recommendation as suites
 from models.event_recommendation.data import LABEL
 from models.event_recommendation.features import FEATURES
+from models.text_embeddings import aligned_vectors
 
 raw_ins = {
     "users": dg.AssetIn("event_recommendation_users"),
@@ -18,18 +18,6 @@ raw_ins = {
     "friendships": dg.AssetIn("event_recommendation_friendships"),
     "interactions": dg.AssetIn("event_recommendation_interactions"),
 }
-
-
-def vectors_of(events: pl.DataFrame, description_vectors: pl.DataFrame) -> np.ndarray:
-    """The description vectors in the order of `events`' rows (zeros for an event without one)."""
-    from models.text_embeddings import DIM
-
-    aligned = events.select("event_id").join(description_vectors, on="event_id", how="left", maintain_order="left")
-    vectors = np.zeros((events.height, DIM), dtype=np.float32)
-    present = aligned["vector"].is_not_null().to_numpy()
-    if present.any():
-        vectors[present] = aligned.filter(pl.col("vector").is_not_null())["vector"].to_numpy()
-    return vectors
 
 
 def build_feature_assets() -> list:
@@ -72,7 +60,7 @@ def build_feature_assets() -> list:
 
         started = time.perf_counter()
         rows = labelled_impressions(interactions, event_recommendation_time_split.label_delay)
-        features = point_in_time_features(rows, interactions, users, events, friendships, vectors_of(events, description_vectors))
+        features = point_in_time_features(rows, interactions, users, events, friendships, aligned_vectors(events["event_id"], description_vectors))
         seconds = time.perf_counter() - started
         context.log.info(f"{features.height} impressions featurized in {seconds:.1f}s ({features[LABEL].mean():.4f} registered)")
         return dg.MaterializeResult(value=features, metadata={

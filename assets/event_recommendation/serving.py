@@ -78,15 +78,15 @@ def build_serving_assets() -> list:
         with their counts so far, published to the online store as one snapshot (readers switch at once)."""
         from datetime import timedelta
 
-        from assets.event_recommendation.features import vectors_of
         from models.event_recommendation.online import FEATURE_VERSION, NAMESPACE, snapshot_records
+        from models.text_embeddings import aligned_vectors
 
         as_of = interactions["ts"].max().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         counted: dict[str, int] = {}
 
         def records():
             for entity, key, value in snapshot_records(users, events, friendships, interactions,
-                                                       vectors_of(events, description_vectors), as_of):
+                                                       aligned_vectors(events["event_id"], description_vectors), as_of):
                 counted[entity] = counted.get(entity, 0) + 1
                 yield entity, key, value
 

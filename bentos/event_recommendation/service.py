@@ -17,7 +17,7 @@ import bentoml
 from bentoml.exceptions import NotFound, ServiceUnavailable
 from pydantic import BaseModel, Field, model_validator
 
-from bentos.base import Id, Strict, online_service, service_config
+from bentos.base import Id, Strict, case_setting, online_service, service_config
 
 MODEL_NAME = "event_recommendation_ranker"
 try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
@@ -28,21 +28,8 @@ MAX_K = 100
 MAX_RADIUS_KM = 500.0
 
 
-def _setting(name: str, kind: type, default, low, high):
-    """The case's setting of the same name (README "Event recommendation"), as the served bento's filter takes it."""
-    variable = f"MLSD_EVENT_RECOMMENDATION_{name}"
-    raw = os.environ.get(variable)
-    try:
-        value = kind(raw) if raw else default
-    except ValueError:
-        raise ValueError(f"{variable}={raw!r} is not valid: give a number") from None
-    if not low <= value <= high:
-        raise ValueError(f"{variable}={raw!r} is not valid: must be between {low} and {high}")
-    return value
-
-
-RADIUS_KM = _setting("RADIUS_KM", float, 80.0, 0.1, MAX_RADIUS_KM)
-MAX_CANDIDATES = _setting("MAX_CANDIDATES", int, 500, 1, 100_000)
+RADIUS_KM = case_setting("EVENT_RECOMMENDATION", "RADIUS_KM", float, 80.0, 0.1, MAX_RADIUS_KM)
+MAX_CANDIDATES = case_setting("EVENT_RECOMMENDATION", "MAX_CANDIDATES", int, 500, 1, 100_000)
 # A request filters the live events and ranks up to 500 of them; measured by `./dev.sh bench event_serving`.
 MAX_QUEUE_MS = 50
 MAX_IN_FLIGHT = 4

@@ -35,7 +35,7 @@ def labelled_impressions(impressions: pl.DataFrame, reactions: pl.DataFrame, dwe
               .select("impression_id", "reaction").unique())
     wide = (within.with_columns(value=pl.lit(1, pl.Int8))
             .pivot(on="reaction", index="impression_id", values="value", on_columns=list(REACTIONS)))
-    seconds = dwell.group_by("impression_id").agg(pl.col("seconds").max())
+    seconds = dwell.group_by("impression_id").agg(pl.col("seconds").sum())
     rows = (impressions.sort("ts", "impression_id")
             .join(wide, on="impression_id", how="left", maintain_order="left")
             .join(seconds, on="impression_id", how="left", maintain_order="left"))

@@ -24,6 +24,32 @@ DEFAULT_WEIGHTS = {"click": 1.0, "like": 3.0, "comment": 6.0, "share": 8.0, "hid
                    "skip": -0.5, DWELL: 0.05}
 K = 10
 TIE_SEED = 7
+MAX_WEIGHT = 1_000.0
+
+
+def check_weights(weights: dict[str, float]) -> dict[str, float]:
+    """Weights by head, each a finite number within +-MAX_WEIGHT; raises ValueError naming the head."""
+    import math
+
+    for head, weight in weights.items():
+        if head not in DEFAULT_WEIGHTS:
+            raise ValueError(f"{head!r} is not a head: the heads are {', '.join(DEFAULT_WEIGHTS)}")
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight) \
+                or abs(weight) > MAX_WEIGHT:
+            raise ValueError(f"{head}: the weight must be a number between {-MAX_WEIGHT:g} and {MAX_WEIGHT:g}")
+    return {**DEFAULT_WEIGHTS, **{h: float(w) for h, w in weights.items()}}
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """The business's weights as a setting writes them ("share=10 hide=-20"), over DEFAULT_WEIGHTS."""
+    weights = {}
+    for part in (text or "").replace(",", " ").split():
+        head, _, value = part.partition("=")
+        try:
+            weights[head.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"{part!r} is not head=number (e.g. share=10 hide=-20)") from None
+    return check_weights(weights)
 
 
 def weighted_score(predictions: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
@@ -147,3 +173,40 @@ def top_changed(frame: pl.DataFrame, scores_a: np.ndarray, scores_b: np.ndarray,
         pl.col("impression_id").sort_by("b", descending=True).head(top).alias("top_b"))
     changed = [1 - len(set(a) & set(b)) / max(len(a), 1) for a, b in tops.select("top_a", "top_b").iter_rows()]
     return float(np.mean(changed)) if changed else 0.0
+
+
+def passive_users(history: pl.DataFrame, min_impressions: int = 5) -> set[str]:
+    """Users of `history` (labelled rows before the test window) with at least `min_impressions` impressions and not one
+    like, comment or share: the readers the explicit heads know nothing about."""
+    from models.news_feed.data import EXPLICIT
+
+    per_user = history.group_by("user_id").agg(pl.len().alias("n"), pl.sum_horizontal(*EXPLICIT).sum().alias("explicit"))
+    return set(per_user.filter((pl.col("n") >= min_impressions) & (pl.col("explicit") == 0))["user_id"].to_list())
+
+
+def passive_effect(test: pl.DataFrame, predictions: dict[str, np.ndarray], weights: dict[str, float],
+                   passive: set[str]) -> dict[str, dict[str, float]]:
+    """What the dwell and skip heads do to feeds: for passive and for active users' test sessions, nDCG@10 of the
+    realized engagement with every weight and with dwell's and skip's set to 0, a paired bootstrap interval of the
+    difference over sessions, and the share of the top 3 that changes between the two."""
+    from models.promotion import paired_bootstrap
+
+    without = {**weights, DWELL: 0.0, "skip": 0.0}
+    gains = feed_gains(test, weights)
+    full, reduced = weighted_score(predictions, weights), weighted_score(predictions, without)
+    is_passive = test["user_id"].is_in(list(passive)).to_numpy()
+    out = {}
+    for name, mask in (("passive", is_passive), ("active", ~is_passive)):
+        part = test.filter(pl.Series(mask))
+        if part.is_empty():
+            continue
+        with_heads = feed_ndcg(part, full[mask], gains[mask])
+        without_heads = feed_ndcg(part, reduced[mask], gains[mask])
+        gain = paired_bootstrap(with_heads.ndcg, without_heads.ndcg, resamples=2000) if len(with_heads.ndcg) > 1 else None
+        out[name] = {"users": part["user_id"].n_unique(), "sessions": with_heads.report["sessions"],
+                     "ndcg_at_10": with_heads.report[f"ndcg_at_{K}"],
+                     "ndcg_at_10_without_dwell_and_skip": without_heads.report[f"ndcg_at_{K}"],
+                     "difference_low": gain.low if gain else float("nan"),
+                     "difference_high": gain.high if gain else float("nan"),
+                     "top_3_changed": top_changed(part, full[mask], reduced[mask])}
+    return out

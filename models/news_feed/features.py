@@ -122,7 +122,7 @@ def histories(impressions: pl.DataFrame, reactions: pl.DataFrame, dwell: pl.Data
     engaged = (reacted.filter(pl.col("reaction").is_in(POSITIVE))
                .group_by("impression_id").agg(pl.col("ts").min(), *[pl.col(c).first() for c in
                                                                    ("user_id", "post_id", "post_row", "author_id", "topic", "media")]))
-    viewed = (shown.join(dwell.group_by("impression_id").agg(pl.col("seconds").max()), on="impression_id", how="inner")
+    viewed = (shown.join(dwell.group_by("impression_id").agg(pl.col("seconds").sum()), on="impression_id", how="inner")
               .with_columns(seconds=pl.col("seconds").clip(0, None))
               .with_columns(done_ts=pl.col("ts") + pl.duration(microseconds=(pl.col("seconds") * 1e6).cast(pl.Int64)),
                             dwell=pl.col("seconds").clip(0, DWELL_CAP), skip=(pl.col("seconds") < skip_seconds).cast(pl.Int64)))

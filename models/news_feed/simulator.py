@@ -14,7 +14,8 @@ What drives behaviour (README "News feed: the data"):
 An impression's engagement is z = interest in the topic + tie strength + quality + media taste + reading habit - age
 of the post. The user reads it with P = sigmoid(0.2 + 0.6 z) times an examination factor that falls with position;
 only a read post is clicked, liked, commented on or shared (each with its own dependence on z, tie and quality,
-scaled by reactivity), hidden or blocked (more when z is low). Dwell is long when read (longer for video and high z)
+scaled by reactivity: a passive user clicks a third as often and likes a tenth), hidden or blocked (more when z is
+low). Dwell is long when read (longer for video and images, a little longer for high z)
 and a fraction of a second when scrolled past; a skip is dwell under two seconds. Reactions are correlated through
 reading and z. The oracle is each head's probability (and the expected capped dwell) given the latents, at the
 logged position and at the top; it is stored apart (`impression_truth`) and read by no feature.
@@ -125,14 +126,15 @@ def head_probabilities(z, strength, quality, media, follow, reactivity, exam) ->
     rich = (np.asarray(media) != 0).astype(float)
     video = (np.asarray(media) == 2).astype(float)
     given_read = {
-        "click": _sigmoid(-1.0 + 0.8 * z + 0.5 * rich),
+        "click": np.minimum(1.0, np.sqrt(reactivity) * _sigmoid(-1.0 + 0.8 * z + 0.2 * rich)),
         "like": np.minimum(1.0, reactivity * _sigmoid(-1.2 + 1.0 * z)),
         "comment": np.minimum(1.0, reactivity * _sigmoid(-3.4 + 0.8 * z + 1.2 * strength)),
         "share": np.minimum(1.0, reactivity * _sigmoid(-3.6 + 0.9 * z + 0.9 * quality)),
         "hide": _sigmoid(-3.4 - 1.1 * z) * np.sqrt(reactivity),
         "block": _sigmoid(-6.0 - 1.3 * z + 1.2 * follow),
     }
-    mu_read = 1.6 + 0.5 * z + 0.6 * video
+    # How long a read lasts depends on the medium more than on liking it: what a passive reader's dwell tells apart.
+    mu_read = 1.5 + 0.3 * z + 0.9 * video + 0.3 * rich
     out = {head: p_read * p for head, p in given_read.items()}
     out["skip"] = (p_read * _normal_cdf((np.log(SKIP_SECONDS) - mu_read) / READ_SIGMA)
                    + (1 - p_read) * _normal_cdf((np.log(SKIP_SECONDS) - SCROLL_MU) / SCROLL_SIGMA))

@@ -121,9 +121,12 @@ def test_features_of_an_impression_do_not_move_when_later_events_change(world, v
     settled = pl.col("ts") < cut - timedelta(minutes=10)
     before = features.filter(settled).sort("impression_id").select(FEATURES)
     after = changed.filter(settled).sort("impression_id").select(FEATURES)
-    assert before.height > 1_000 and before.equals(after)
-    assert not features.filter(~settled).sort("impression_id").select(FEATURES).equals(
-        changed.filter(~settled).sort("impression_id").select(FEATURES))
+    assert before.height > 1_000
+    for feature in FEATURES:  # sums may add the same numbers in another order: equal to the last bits
+        assert np.allclose(before[feature].to_numpy().astype(float), after[feature].to_numpy().astype(float),
+                           equal_nan=True, rtol=1e-9), feature
+    later = features.filter(~settled).sort("impression_id")
+    assert not np.allclose(later["user_like_rate"].to_numpy(), changed.filter(~settled).sort("impression_id")["user_like_rate"].to_numpy())
 
 
 def test_the_audit_passes_and_catches_a_like_count_taken_at_the_end(world, features):
@@ -267,7 +270,7 @@ def test_the_feed_ranks_unseen_posts_of_the_users_ties_and_falls_back_to_chronol
     # The most active user who has unseen recent posts from their ties.
     active, feed = next((u, f) for u in by_activity["user_id"] if (f := ranker.feed(u, k=5, ts=as_of)).posts)
     assert feed.strategy == "personalized" and 0 < len(feed.posts) <= 5
-    seen = set(world.impressions.filter(pl.col("user_id") == active)["post_id"])
+    seen = set(world.impressions.filter((pl.col("user_id") == active) & (pl.col("ts") < as_of))["post_id"])
     assert not seen & {p["post_id"] for p in feed.posts}
     assert all(set(p["heads"]) == {*HEADS, DWELL} for p in feed.posts)
     assert feed.counts["ranked"] >= len(feed.posts) and feed.counts["unseen"] >= feed.counts["in_window"]
