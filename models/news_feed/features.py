@@ -263,9 +263,11 @@ def point_in_time_audit(features: pl.DataFrame, impressions: pl.DataFrame, react
         post_reactions = before(reacted.filter(pl.col("post_id") == post))
         pair_shown = mine.filter(pl.col("author_id") == author)
         pair_engaged = before(engaged.filter((pl.col("user_id") == user) & (pl.col("author_id") == author)))
+        # A post without a topic has no topic history (a null key matches nothing, in the features too).
         topic = row["topic"]
-        topic_shown = mine.filter(pl.col("topic") == topic)
-        topic_engaged = before(engaged.filter((pl.col("user_id") == user) & (pl.col("topic") == topic)))
+        same_topic = pl.col("topic") == topic if topic is not None else pl.lit(False)
+        topic_shown = mine.filter(same_topic)
+        topic_engaged = before(engaged.filter((pl.col("user_id") == user) & same_topic))
         rate = lambda n, imps: n / (imps + RATE_PRIOR)  # noqa: E731
         expected = {
             "user_impressions": mine.height,

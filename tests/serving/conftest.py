@@ -45,3 +45,9 @@ def served_similar_listings(served_cases):
 def served_event_recommendation(served_cases):
     served = served_cases.get("event_recommendation")
     return {"url": served.url, "process": served.process, "version": served.version, "settings": served.settings}
+
+
+@pytest.fixture(scope="session")
+def served_news_feed(served_cases):
+    served = served_cases.get("news_feed")
+    return {"url": served.url, "process": served.process, "version": served.version, "settings": served.settings}
