@@ -33,7 +33,7 @@ def main() -> None:
 
     from assets.event_recommendation import CASE
     from bench.serving_kit import http_figures, percentiles, served_in_a_temporary_store, temporary_folder
-    from models.event_recommendation.data import LABEL, Cutoffs, labelled_impressions
+    from models.event_recommendation.data import LABEL, cutoffs as time_cutoffs, labelled_impressions
     from models.event_recommendation.features import feature_matrix, point_in_time_features
     from models.event_recommendation.online import FEATURE_VERSION, NAMESPACE, snapshot_records
     from models.event_recommendation.pyfunc import log_event_ranker
@@ -50,7 +50,7 @@ def main() -> None:
         world.events["description"].to_list())
     rows = labelled_impressions(world.interactions, timedelta(hours=12))
     features = point_in_time_features(rows, world.interactions, world.users, world.events, world.friendships, vectors)
-    cutoffs = Cutoffs.from_impressions(features, "3d 150users", "4d 200users", timedelta(hours=12))
+    cutoffs = time_cutoffs(features, "3d 150users", "4d 200users", timedelta(hours=12))
     split = cutoffs.split(features)
     part = lambda name: split.filter(pl.col("split") == name)  # noqa: E731
     chosen = train_xgboost(feature_matrix(part("train")), part("train")[LABEL].to_numpy(), feature_matrix(part("validation")),

@@ -36,7 +36,6 @@ from models.tabular import cosine_rows
 
 NAMESPACE = "news_feed"
 FEATURE_VERSION = "news_feed/v1"
-RECENT_LIMIT = 1_000  # the chronological feed's pool: the platform's newest posts
 AFFINITY_FIELDS = ("f_imps", *(f"f_{r}" for r in AFFINITY_REACTIONS), "f_engaged", "f_engaged_old", "f_dwell_n", "f_dwell_sum")
 
 
@@ -44,8 +43,11 @@ def encode_vector(vector: np.ndarray) -> str:
     return base64.b64encode(np.asarray(vector, np.float32).tobytes()).decode()
 
 
-def decode_vector(text: str | None, dim: int) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), np.float32) if text else np.zeros(dim, np.float32)
+def decode_vector(value: str | np.ndarray | None, dim: int) -> np.ndarray:
+    """A vector as the snapshot stores it (base64 of float32), or one already decoded."""
+    if isinstance(value, np.ndarray):
+        return value
+    return np.frombuffer(base64.b64decode(value), np.float32) if value else np.zeros(dim, np.float32)
 
 
 def _nested(frame: pl.DataFrame, key: str, inner: str, values: list[str]) -> dict[str, dict[str, list]]:
@@ -92,7 +94,7 @@ def snapshot_records(users: pl.DataFrame, friendships: pl.DataFrame, posts: pl.D
     by_author = recent.sort("created_ts", descending=True).group_by("author_id", maintain_order=True).agg("post_id")
     for author, ids in by_author.iter_rows():
         yield "author", author, {"recent": ids}
-    newest = recent.sort("created_ts", descending=True).head(RECENT_LIMIT)
+    newest = recent.sort("created_ts", descending=True)
     yield "catalogue", "recent", {"post_ids": newest["post_id"].to_list(), "as_of": as_of.isoformat(),
                                   "window_start": window_start.isoformat()}
 
@@ -157,8 +159,9 @@ _POST_SCHEMA = {"post_id": pl.String, "author_id": pl.String, "topic": pl.String
 
 def candidate_frame(posts: dict[str, dict]) -> pl.DataFrame:
     """The candidates' post records as a frame (no vectors)."""
-    rows = [{"post_id": pid, **{k: v for k, v in r.items() if k != "vector"}} for pid, r in posts.items()]
-    return pl.DataFrame(rows, schema=_POST_SCHEMA).with_columns(
+    records = list(posts.values())
+    columns = {"post_id": list(posts), **{c: [r.get(c) for r in records] for c in _POST_SCHEMA if c != "post_id"}}
+    return pl.DataFrame(columns, schema=_POST_SCHEMA).with_columns(
         pl.col("created_ts").str.to_datetime(time_zone="UTC", time_unit="us"))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from models.news_feed.evaluation import DEFAULT_WEIGHTS, weighted_score
 from models.news_feed.features import compose, feature_matrix
-from models.news_feed.online import serving_aggregates
+from models.news_feed.online import decode_vector, serving_aggregates
 from models.news_feed.ranker import OUTPUTS, EngagementModel
 from models.text_embeddings import DIM
 
@@ -69,10 +69,16 @@ def rerank(order: list[int], authors: list[str], topics: list[str], k: int, dive
 
 
 class FeedRanker:
+    """Ranks feeds from the online store's current snapshot. Post and author records are immutable within a snapshot,
+    so they are kept in memory once read (a feed reads hundreds, and decoding them is most of a request's time); the
+    memory is dropped when a new snapshot is published."""
+
     def __init__(self, model: EngagementModel, store, candidate_days: int = 3, max_candidates: int = 500,
                  diversity: Diversity = Diversity(), dim: int = DIM):
         self.model, self.store, self.dim = model, store, dim
         self.candidate_days, self.max_candidates, self.diversity = candidate_days, max_candidates, diversity
+        self._snapshot_id: str | None = None
+        self._cached: dict[str, dict[str, dict | None]] = {}
 
     def _snapshot(self):
         info = self.store.current()
@@ -80,8 +86,22 @@ class FeedRanker:
             raise NoFeatures("the online store holds no news_feed snapshot: materialize news_feed_online_features")
         return info
 
+    def _records(self, snapshot: str, entity: str, keys: list[str]) -> list[dict | None]:
+        """Records of a snapshot's posts and authors, read from the store once per snapshot."""
+        if snapshot != self._snapshot_id:
+            self._snapshot_id, self._cached = snapshot, {}
+        cache = self._cached.setdefault(entity, {})
+        missing = list(dict.fromkeys(k for k in keys if k not in cache))
+        if missing:
+            for key, record in zip(missing, self.store.get_in(snapshot, entity, missing)):
+                if record is not None and "vector" in record:
+                    record = {**record, "vector": decode_vector(record["vector"], self.dim),
+                              "created": datetime.fromisoformat(record["created_ts"]).timestamp()}
+                cache[key] = record
+        return [cache[k] for k in keys]
+
     def _posts(self, snapshot: str, ids: list[str]) -> dict[str, dict]:
-        return {i: r for i, r in zip(ids, self.store.get_in(snapshot, "post", ids)) if r is not None}
+        return {i: r for i, r in zip(ids, self._records(snapshot, "post", ids)) if r is not None}
 
     def feed(self, user_id: str, k: int = 10, ts: datetime | None = None, weights: dict[str, float] | None = None,
              device: str | None = None) -> Feed:
@@ -92,21 +112,26 @@ class FeedRanker:
         window_start = ts - timedelta(days=self.candidate_days)
         notes: list[str] = []
 
+        lo, hi = window_start.timestamp(), ts.timestamp()
+
         def fresh(record: dict) -> bool:
-            created = datetime.fromisoformat(record["created_ts"])
-            return window_start <= created <= ts
+            return lo <= record["created"] <= hi
 
         if user is None:
-            (catalogue,) = self.store.get_in(info.snapshot_id, "catalogue", ["recent"])
-            posts = self._posts(info.snapshot_id, (catalogue or {}).get("post_ids", []))
-            posts = {i: r for i, r in posts.items() if fresh(r)}
+            (catalogue,) = self._records(info.snapshot_id, "catalogue", ["recent"])
+            newest = (catalogue or {}).get("post_ids", [])  # newest first: read until k fresh ones
+            posts = {}
+            for start in range(0, len(newest), 4 * k):
+                posts.update({i: r for i, r in self._posts(info.snapshot_id, newest[start:start + 4 * k]).items() if fresh(r)})
+                if len(posts) >= k:
+                    break
             notes.append(f"user_id {user_id!r} is not in the online features (as of {info.as_of}): the platform's newest "
                          "posts, newest first")
             return self._chronological(posts, k, info, weights, {"recent_posts": len(posts)}, notes)
         ties = {a: t for a, t in user.get("ties", {}).items() if datetime.fromisoformat(t[1]) < ts}
         blocked = set(user.get("blocked_authors", []))
         authors = [a for a in ties if a not in blocked]
-        records = self.store.get_in(info.snapshot_id, "author", authors) if authors else []
+        records = self._records(info.snapshot_id, "author", authors) if authors else []
         ids = [pid for r in records if r for pid in r.get("recent", [])]
         counts = {"tie_authors": len(ties), "blocked_authors": len(ties) - len(authors), "recent_posts": len(ids)}
         seen = set(user.get("seen", []))
