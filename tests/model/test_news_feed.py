@@ -281,3 +281,31 @@ def test_the_feed_ranks_unseen_posts_of_the_users_ties_and_falls_back_to_chronol
     assert unknown.strategy == "chronological" and unknown.notes
     times = [p["created_ts"] for p in unknown.posts]
     assert times == sorted(times, reverse=True) and len(times) == 5
+
+
+def test_the_day_description_alarms_when_posts_get_worse_and_not_on_a_stable_day():
+    """The drift kit's judgement of a day (models.drift.judge_day) on the case's description: from the day posts get
+    worse (quality@11), engagement falls as the new posts fill the feeds; the level alarm sounds by the third day,
+    and not on the day before the drift."""
+    from models.drift import judge_day
+    from models.news_feed.monitoring import MONITORS, describe_day, describe_days
+
+    world = simulate(SimulationConfig(n_days=16, n_users=900, sessions_per_day=300, drift_kind="quality", drift_day=11))
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(world.posts.height, DIM)).astype(np.float32)
+    features = _features(world, vectors)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    train = features.filter(pl.col("ts") < start + timedelta(days=7))
+    model = train_xgboost(feature_matrix(train), labels_of(train), None, None, XGBoostParams(),
+                          rounds={h: 60 for h in (*HEADS, DWELL)}).model
+    reference = describe_days(features, model, DEFAULT_WEIGHTS, start + timedelta(days=7), start + timedelta(days=10))
+
+    def judged(n: int):
+        day = describe_day(features, model, DEFAULT_WEIGHTS, start + timedelta(days=n))
+        current = {**day.distributions, **{k: v[0] for k, v in day.levels.items()}}
+        return judge_day(day.days[0], MONITORS, reference.distributions, current, reference.levels, day.live,
+                         reference.live)
+
+    stable, drifted = judged(10), judged(13)
+    assert not stable.alarm, stable.messages
+    assert drifted.alarm and any("engaged_rate" in m for m in drifted.messages), drifted.messages
