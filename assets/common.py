@@ -64,6 +64,31 @@ def metrics_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def time_split_result(context, cutoffs_of: Callable[[], Any], rows: pl.DataFrame, rates: dict[str, str]) -> dg.MaterializeResult:
+    """The rows of a label-delay time split (models.windows.LabelDelayCutoffs) that fall in a window, with each
+    window's bounds, rows and `rates` (metadata name: a 0/1 column) as metadata; rows whose label was not yet known at
+    the next cutoff are left out and counted. `cutoffs_of()` gives the cutoffs; its ValueError (too little data,
+    naming the setting) fails the asset with that message."""
+    try:
+        cutoffs = cutoffs_of()
+    except ValueError as error:
+        raise dg.Failure(str(error)) from None
+    split = cutoffs.split(rows)
+    windows = cutoffs.windows(rows)
+    context.log.info(f"time split:\n{windows}")
+    kept = split.filter(pl.col("split").is_not_null())
+    metadata: dict[str, Any] = {
+        **frame_metadata(kept), "rows_left_out_label_unknown": split.height - kept.height,
+        "windows": dg.MetadataValue.md(frame_markdown(windows.drop("next_start"))),
+        "validation_start": cutoffs.validation_start.isoformat(), "test_start": cutoffs.test_start.isoformat(),
+        "end": cutoffs.end.isoformat()}
+    for name in ("train", "validation", "test"):
+        part = kept.filter(pl.col("split") == name)
+        metadata[f"{name}_rows"] = part.height
+        metadata.update({f"{name}_{rate}": float(part[column].mean() or 0.0) for rate, column in rates.items()})
+    return dg.MaterializeResult(value=kept, metadata=metadata)
+
+
 def one_row(**values) -> pl.DataFrame:
     """A frame of one row: what a model asset hands downstream (its MLflow run, registered version, figures)."""
     return pl.DataFrame({k: [v] for k, v in values.items()})

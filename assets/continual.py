@@ -13,7 +13,7 @@ fine-tuned, and three functions (the rows whose labels are known, the fine-tune 
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -71,6 +71,13 @@ class FineTuning:
     @property
     def job_name(self) -> str:
         return f"{self.case}_fine_tune_job"
+
+
+def known_by_the_newest_day(rows: pl.DataFrame, label_delay: timedelta) -> pl.DataFrame:
+    """Rows whose label window (`label_delay` after the row) had closed by the end of the newest day: what a fine-tune
+    may learn from."""
+    end = rows["ts"].max().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return rows.filter(pl.col("ts") + label_delay <= end)
 
 
 def fine_tune_window(days: list[date], trained_through: date) -> tuple[list[date], date]:

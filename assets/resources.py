@@ -172,6 +172,25 @@ class OnlineFeatureStore(dg.ConfigurableResource):
 
         return open_store(self.url, namespace)
 
+    def publish_records(self, context, namespace: str, records, feature_version: str, as_of: datetime) -> dict:
+        """Publishes (entity, key, record) triples as one snapshot (readers switch at once) and returns the asset's
+        metadata: records in all and per entity, the as-of time, the snapshot and the store (without a password)."""
+        counted: dict[str, int] = {}
+
+        def counting():
+            for entity, key, value in records:
+                counted[entity] = counted.get(entity, 0) + 1
+                yield entity, key, value
+
+        store = self.open(namespace)
+        try:
+            info = store.publish(counting(), feature_version, as_of.isoformat())
+        finally:
+            store.close()
+        context.log.info(f"published {info.records} records as of {as_of.isoformat()} (snapshot {info.snapshot_id})")
+        return {"records": info.records, **{f"{entity}_records": n for entity, n in counted.items()}, "as_of": info.as_of,
+                "feature_version": info.feature_version, "snapshot_id": info.snapshot_id, "store": redact(self.url)}
+
 
 class BentoPackager(dg.ConfigurableResource):
     """Runs bentos/package.py in its own process with this project's BentoML store and MLflow registry (BentoML
@@ -270,6 +289,11 @@ class RawSource(dg.ConfigurableResource):
             raise ValueError(f"{table}.{ts} has type {ts_type}; the raw-input contract needs a UTC datetime")
         column = pl.col(ts) if ts_type.time_zone else pl.col(ts).dt.replace_time_zone("UTC")
         return frame.filter((column >= start) & (column < end)).collect()
+
+    def daily_partitions(self, table: str) -> dg.DailyPartitionsDefinition:
+        """The days monitoring can judge: the simulator's, or those of your `table` (read when the definitions load)."""
+        first, days = self.data_window(table)
+        return dg.DailyPartitionsDefinition(start_date=first.isoformat(), end_date=(first + timedelta(days=days)).isoformat())
 
     def data_window(self, table: str, ts: str = "ts") -> tuple[date, int]:
         """First day and number of days an event table covers (your files), or the simulation's window."""

@@ -45,9 +45,23 @@ from collections.abc import Iterable
 from typing import Annotated
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from datetime import datetime, timezone
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+
+
+def _in_utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError("give a timezone (UTC), e.g. 2026-04-05T10:00:00Z")
+    if not 1970 < ts.year < 9999:  # and no overflow when it moves to UTC
+        raise ValueError("must be between the years 1971 and 9998")
+    return ts.astimezone(timezone.utc)
+
+
+# A request's time: timezone-aware, moved to UTC; a naive or out-of-range time is a 400 naming the field.
+UtcTimestamp = Annotated[datetime, AfterValidator(_in_utc)]
 
 
 class Strict(BaseModel):

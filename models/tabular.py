@@ -23,6 +23,13 @@ def count_before(targets: pl.DataFrame, history: pl.DataFrame, by: list[str], na
     return joined.drop("_at").with_columns(pl.col(name).fill_null(0), *[pl.col(t).fill_null(0) for t in sums])
 
 
+def gender_codes(users: pl.DataFrame) -> dict[str, int]:
+    """The three most common genders by their frequency rank (0, 1, 2); anything else, or none, is 3: whatever values
+    your data uses, without a fixed list."""
+    counts = users.drop_nulls("gender")["gender"].value_counts(sort=True)
+    return {g: i for i, g in enumerate(counts["gender"].head(3).to_list())}
+
+
 @dataclass
 class Standardizer:
     """NaN-aware scaling: log1p of the `logged` columns (long-tailed counts and durations), then z-scores from the

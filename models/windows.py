@@ -103,6 +103,16 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=value * unit)
 
 
+def split_rows(rows: pl.DataFrame, name: str) -> pl.DataFrame:
+    """The rows of one window (train, validation or test) of a frame with a `split` column."""
+    return rows.filter(pl.col("split") == name)
+
+
+def refit_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """Train and validation rows: every label known before the test window (the final model learns from them)."""
+    return rows.filter(pl.col("split").is_in(["train", "validation"]))
+
+
 @dataclass(frozen=True)
 class LabelDelayCutoffs:
     """A time split of rows whose label is known `label_window` after them (a registration, a reaction): models

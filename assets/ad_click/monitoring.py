@@ -5,12 +5,13 @@ import numpy as np
 import polars as pl
 
 from assets.ad_click.raw import GROUP
-from assets.ad_click.training import REGISTERED_MODEL, split_rows
+from assets.ad_click.training import REGISTERED_MODEL
 from assets.monitoring import MonitoredDay, build_drift_report, build_drift_sensor
 from assets.release import gated_schedule
 from models.ad_click.features import LABEL
 from models.ad_click.monitoring import MONITORS, monitored_values
 from models.metrics import normalized_cross_entropy
+from models.windows import split_rows
 
 MONITORING_EXPERIMENT = "ad_click_monitoring"
 REFERENCE_ROWS = 100_000

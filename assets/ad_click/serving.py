@@ -4,13 +4,14 @@ import dagster as dg
 import polars as pl
 
 from assets.ad_click.raw import GROUP
-from assets.ad_click.training import REGISTERED_MODEL, split_rows
+from assets.ad_click.training import REGISTERED_MODEL
 from assets.case import BentoSpec
 from assets.common import frame_metadata, partition_frames
 from assets.release import PromotionSettings, Scores, build_release_assets, gate
 from assets.resources import MlflowTracking, OnlineFeatureStore, redact
 from models.ad_click.features import LABEL, LOOKBACK, day_bounds
 from models.promotion import PromotionPolicy
+from models.windows import split_rows
 
 PROMOTION_POLICY = PromotionPolicy()
 PROMOTION_CHECK = "ad_click_challenger_beats_champion"

@@ -29,6 +29,7 @@ from assets.continual import TRAINED_THROUGH_TAG
 from assets.release import register_challenger
 from assets.resources import MlflowTracking
 from models.ad_click.train import SPLITS, XGBoostParams, evaluate_predictions
+from models.windows import split_rows
 
 EXPERIMENT = "ad_click"
 REGISTERED_MODEL = "ad_click_ctr"
@@ -43,10 +44,6 @@ def matured(rows: pl.DataFrame, source: AdClickSource) -> tuple[pl.DataFrame, in
     trained_at = datetime.combine(rows["ts"].max().date() + timedelta(days=1), time(), tzinfo=timezone.utc)
     mature = rows.filter(pl.col("ts") + source.click_window <= trained_at)
     return mature, rows.height - mature.height
-
-
-def split_rows(frame: pl.DataFrame, name: str) -> pl.DataFrame:
-    return frame.filter(pl.col("split") == name)
 
 
 NETWORK_TITLES = {"deepfm": "DeepFM", "dcn": "DCN-v2"}

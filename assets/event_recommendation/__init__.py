@@ -3,7 +3,6 @@ on hand-engineered point-in-time features (location, time, social, price, catego
 XGBoost and an MLP that learns continually, judged by mAP against popularity, distance and logistic regression;
 served online as event filtering then ranking on online features."""
 
-from datetime import timedelta
 
 import dagster as dg
 
@@ -40,18 +39,12 @@ def build_source(platform: Platform, settings: EventRecommendationSettings) -> E
     )
 
 
-def daily_partitions(source: EventRecommendationSource) -> dg.DailyPartitionsDefinition:
-    """The days monitoring can judge: the simulator's, or your files' (read when the definitions load)."""
-    first, days = source.data_window("interactions")
-    return dg.DailyPartitionsDefinition(start_date=first.isoformat(), end_date=(first + timedelta(days=days)).isoformat())
-
-
 def build_definitions(platform: Platform, settings: EventRecommendationSettings) -> dg.Definitions:
     source = build_source(platform, settings)
     continual = fine_tuning(TRAINING_JOB)
     definitions = [*build_raw_assets(), *build_feature_assets(), *build_training_assets(),
                    *build_fine_tune_assets(continual), *build_serving_assets(),
-                   *build_monitoring_assets(daily_partitions(source))]
+                   *build_monitoring_assets(source.daily_partitions("interactions"))]
     jobs = [
         case_job(
             GROUP, TRAINING_JOB,

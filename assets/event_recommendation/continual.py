@@ -2,11 +2,9 @@
 further on the impressions of the days since it last learned (the MLP by more epochs at a lower rate, XGBoost by
 more trees), and judged on the newest day by AP@10 per user."""
 
-from datetime import timedelta
-
 import polars as pl
 
-from assets.continual import FineTuning, Tuned
+from assets.continual import FineTuning, Tuned, known_by_the_newest_day
 from assets.event_recommendation.raw import GROUP
 from assets.event_recommendation.training import EXPERIMENT, REGISTERED_MODEL, load_version
 from assets.release import Scores
@@ -14,10 +12,7 @@ from models.event_recommendation.data import LABEL
 
 
 def _known(context, rows: pl.DataFrame) -> pl.DataFrame:
-    """Impressions whose label window had closed by the end of the newest day."""
-    delay = context.resources.event_recommendation_time_split.label_delay
-    end = rows["ts"].max().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    return rows.filter(pl.col("ts") + delay <= end)
+    return known_by_the_newest_day(rows, context.resources.event_recommendation_time_split.label_delay)
 
 
 def _holdout_scores(ranker, holdout: pl.DataFrame):

@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.common import frame_markdown, frame_metadata, suite_check
+from assets.common import frame_markdown, frame_metadata, suite_check, time_split_result
 from assets.event_recommendation.raw import GROUP
 from assets.event_recommendation.resources import EventRecommendationTimeSplit
 from assets.resources import TextEmbeddings
@@ -93,23 +93,7 @@ def build_feature_assets() -> list:
     ) -> dg.MaterializeResult:
         """The labelled impressions split by time into train, validation and test windows sized by the data; rows
         whose label was not yet known at the next cutoff are left out."""
-        try:
-            cutoffs = event_recommendation_time_split.cutoffs(features)
-        except ValueError as error:
-            raise dg.Failure(str(error)) from None
-        split = cutoffs.split(features)
-        windows = cutoffs.windows(features)
-        context.log.info(f"time split:\n{windows}")
-        training = split.filter(pl.col("split").is_not_null())
-        metadata = {**frame_metadata(training), "rows_left_out_label_unknown": split.height - training.height,
-                    "windows": dg.MetadataValue.md(frame_markdown(windows.drop("next_start"))),
-                    "validation_start": cutoffs.validation_start.isoformat(), "test_start": cutoffs.test_start.isoformat(),
-                    "end": cutoffs.end.isoformat()}
-        for name in ("train", "validation", "test"):
-            part = training.filter(pl.col("split") == name)
-            metadata[f"{name}_rows"] = part.height
-            metadata[f"{name}_registration_rate"] = float(part[LABEL].mean() or 0.0)
-        return dg.MaterializeResult(value=training, metadata=metadata)
+        return time_split_result(context, lambda: event_recommendation_time_split.cutoffs(features), features, {"registration_rate": LABEL})
 
     @dg.asset_check(asset=event_recommendation_training_data, blocking=True,
                     additional_ins={"features": dg.AssetIn("event_recommendation_features")},

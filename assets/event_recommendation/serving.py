@@ -6,10 +6,11 @@ import polars as pl
 
 from assets.case import BentoSpec
 from assets.event_recommendation.raw import GROUP
-from assets.event_recommendation.training import REGISTERED_MODEL, load_version, split_rows
+from assets.event_recommendation.training import REGISTERED_MODEL, load_version
 from assets.release import PromotionSettings, Scores, build_release_assets, gate
-from assets.resources import MlflowTracking, OnlineFeatureStore, redact
+from assets.resources import MlflowTracking, OnlineFeatureStore
 from models.promotion import PromotionPolicy
+from models.windows import split_rows
 
 PROMOTION_CHECK = "event_recommendation_challenger_beats_champion"
 # mAP@10 decides (higher is better). A challenger whose mAP@10 is no better than random order is broken (the limit is
@@ -82,23 +83,9 @@ def build_serving_assets() -> list:
         from models.text_embeddings import aligned_vectors
 
         as_of = interactions["ts"].max().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-        counted: dict[str, int] = {}
-
-        def records():
-            for entity, key, value in snapshot_records(users, events, friendships, interactions,
-                                                       aligned_vectors(events["event_id"], description_vectors), as_of):
-                counted[entity] = counted.get(entity, 0) + 1
-                yield entity, key, value
-
-        store = online_store.open(NAMESPACE)
-        try:
-            info = store.publish(records(), FEATURE_VERSION, as_of.isoformat())
-        finally:
-            store.close()
-        context.log.info(f"published {info.records} records as of {as_of.isoformat()} (snapshot {info.snapshot_id})")
-        return dg.MaterializeResult(metadata={
-            "records": info.records, **{f"{entity}_records": n for entity, n in counted.items()},
-            "live_events": counted.get("event", 0), "as_of": info.as_of, "feature_version": info.feature_version,
-            "snapshot_id": info.snapshot_id, "store": redact(online_store.url)})
+        records = snapshot_records(users, events, friendships, interactions,
+                                   aligned_vectors(events["event_id"], description_vectors), as_of)
+        metadata = online_store.publish_records(context, NAMESPACE, records, FEATURE_VERSION, as_of)
+        return dg.MaterializeResult(metadata={**metadata, "live_events": metadata.get("event_records", 0)})
 
     return [event_recommendation_challenger_beats_champion, *release, event_recommendation_online_features]

@@ -15,6 +15,7 @@ from assets.event_recommendation.resources import EventRecommendationSource
 from assets.release import register_challenger
 from assets.resources import MlflowTracking
 from models.event_recommendation.data import LABEL
+from models.windows import refit_rows, split_rows
 
 EXPERIMENT = GROUP
 REGISTERED_MODEL = "event_recommendation_ranker"
@@ -30,15 +31,6 @@ APPROACH_NAMES = {
     "oracle": "oracle: generator's P(register)",
 }
 BASELINES = ("popularity", "distance", "logistic")
-
-
-def split_rows(training: pl.DataFrame, name: str) -> pl.DataFrame:
-    return training.filter(pl.col("split") == name)
-
-
-def refit_rows(training: pl.DataFrame) -> pl.DataFrame:
-    """Train and validation rows: every label known before the test window (the final model learns from them)."""
-    return training.filter(pl.col("split").is_in(["train", "validation"]))
 
 
 def load_ranker(mlflow_tracking: MlflowTracking, run_id: str):

@@ -4,7 +4,6 @@ point-in-time post, user, affinity and context features, judged per head by ROC-
 model per reaction and by the feed's nDCG@10 against reverse chronological order; served online as retrieval,
 ranking and re-ranking on online features."""
 
-from datetime import timedelta
 
 import dagster as dg
 
@@ -35,18 +34,12 @@ def build_source(platform: Platform, settings: NewsFeedSettings) -> NewsFeedSour
     )
 
 
-def daily_partitions(source: NewsFeedSource) -> dg.DailyPartitionsDefinition:
-    """The days monitoring can judge: the simulator's, or your files' (read when the definitions load)."""
-    first, days = source.data_window("impressions")
-    return dg.DailyPartitionsDefinition(start_date=first.isoformat(), end_date=(first + timedelta(days=days)).isoformat())
-
-
 def build_definitions(platform: Platform, settings: NewsFeedSettings) -> dg.Definitions:
     source = build_source(platform, settings)
     continual = fine_tuning(TRAINING_JOB)
     definitions = [*build_raw_assets(), *build_feature_assets(), *build_training_assets(),
                    *build_fine_tune_assets(continual), *build_serving_assets(),
-                   *build_monitoring_assets(daily_partitions(source))]
+                   *build_monitoring_assets(source.daily_partitions("impressions"))]
     jobs = [
         case_job(
             GROUP, TRAINING_JOB,

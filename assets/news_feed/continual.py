@@ -2,21 +2,16 @@
 impressions of the days since it last learned (the multi-task network by more epochs at a lower rate, XGBoost by
 more trees per head), and judged on the newest day by each session's feed nDCG@10."""
 
-from datetime import timedelta
-
 import polars as pl
 
-from assets.continual import FineTuning, Tuned
+from assets.continual import FineTuning, Tuned, known_by_the_newest_day
 from assets.news_feed.raw import GROUP
 from assets.news_feed.training import EXPERIMENT, REGISTERED_MODEL, feed_of, load_version
 from assets.release import Scores
 
 
 def _known(context, rows: pl.DataFrame) -> pl.DataFrame:
-    """Impressions whose label window had closed by the end of the newest day."""
-    delay = context.resources.news_feed_time_split.label_delay
-    end = rows["ts"].max().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    return rows.filter(pl.col("ts") + delay <= end)
+    return known_by_the_newest_day(rows, context.resources.news_feed_time_split.label_delay)
 
 
 def _holdout_feeds(context, model, holdout: pl.DataFrame):

@@ -7,10 +7,11 @@ import polars as pl
 from assets.case import BentoSpec
 from assets.news_feed.raw import GROUP
 from assets.news_feed.resources import NewsFeedObjective, NewsFeedRetrieval, NewsFeedTimeSplit
-from assets.news_feed.training import REGISTERED_MODEL, feed_of, load_version, split_rows
+from assets.news_feed.training import REGISTERED_MODEL, feed_of, load_version
 from assets.release import PromotionSettings, Scores, build_release_assets, gate
-from assets.resources import MlflowTracking, OnlineFeatureStore, redact
+from assets.resources import MlflowTracking, OnlineFeatureStore
 from models.promotion import PromotionPolicy
+from models.windows import split_rows
 
 PROMOTION_CHECK = "news_feed_challenger_beats_champion"
 # The feed's nDCG@10 decides (higher is better). A challenger whose feed is no better than random order is broken
@@ -85,24 +86,9 @@ def build_serving_assets() -> list:
         from models.text_embeddings import aligned_vectors
 
         as_of = impressions["ts"].max().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-        counted: dict[str, int] = {}
-
-        def records():
-            for entity, key, value in snapshot_records(users, friendships, posts, impressions, reactions, dwell,
-                                                       aligned_vectors(posts["post_id"], post_vectors), as_of,
-                                                       news_feed_retrieval.candidate_days, news_feed_time_split.skip_seconds):
-                counted[entity] = counted.get(entity, 0) + 1
-                yield entity, key, value
-
-        store = online_store.open(NAMESPACE)
-        try:
-            info = store.publish(records(), FEATURE_VERSION, as_of.isoformat())
-        finally:
-            store.close()
-        context.log.info(f"published {info.records} records as of {as_of.isoformat()} (snapshot {info.snapshot_id})")
-        return dg.MaterializeResult(metadata={
-            "records": info.records, **{f"{entity}_records": n for entity, n in counted.items()},
-            "as_of": info.as_of, "feature_version": info.feature_version, "snapshot_id": info.snapshot_id,
-            "store": redact(online_store.url)})
+        records = snapshot_records(users, friendships, posts, impressions, reactions, dwell,
+                                   aligned_vectors(posts["post_id"], post_vectors), as_of,
+                                   news_feed_retrieval.candidate_days, news_feed_time_split.skip_seconds)
+        return dg.MaterializeResult(metadata=online_store.publish_records(context, NAMESPACE, records, FEATURE_VERSION, as_of))
 
     return [news_feed_challenger_beats_champion, *release, news_feed_online_features]

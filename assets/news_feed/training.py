@@ -16,6 +16,7 @@ from assets.news_feed.resources import NewsFeedObjective, NewsFeedSource
 from assets.release import register_challenger
 from assets.resources import MlflowTracking
 from models.news_feed.data import DWELL, HEADS
+from models.windows import refit_rows, split_rows
 
 EXPERIMENT = GROUP
 REGISTERED_MODEL = "news_feed_ranker"
@@ -34,15 +35,6 @@ FEED_COLUMNS = ["ndcg_at_10", "hide_or_block_in_top_3", "sessions"]
 def _short(approach: str) -> str:
     """An approach's name without its explanation: "XGBoost per head", "reverse chronological"."""
     return APPROACH_NAMES[approach].split(" (")[0].split(":")[0].split(",")[0]
-
-
-def split_rows(training: pl.DataFrame, name: str) -> pl.DataFrame:
-    return training.filter(pl.col("split") == name)
-
-
-def refit_rows(training: pl.DataFrame) -> pl.DataFrame:
-    """Train and validation rows: every label known before the test window (the final model learns from them)."""
-    return training.filter(pl.col("split").is_in(["train", "validation"]))
 
 
 def load_model(mlflow_tracking: MlflowTracking, run_id: str):

@@ -2,7 +2,6 @@
 as a global context and hard negatives from the same city), an HNSW index with cold-start embeddings for new
 listings, judged by the mean rank of the booked listing against popularity and co-occurrence."""
 
-from datetime import timedelta
 
 import dagster as dg
 
@@ -34,17 +33,11 @@ def build_source(platform: Platform, settings: SimilarListingsSettings) -> Simil
     )
 
 
-def daily_partitions(source: SimilarListingsSource) -> dg.DailyPartitionsDefinition:
-    """The days monitoring can judge: the simulator's, or your files' (read when the definitions load)."""
-    first, days = source.data_window("sessions")
-    return dg.DailyPartitionsDefinition(start_date=first.isoformat(), end_date=(first + timedelta(days=days)).isoformat())
-
-
 def build_definitions(platform: Platform, settings: SimilarListingsSettings) -> dg.Definitions:
     source = build_source(platform, settings)
     continual = fine_tuning(TRAINING_JOB)
     definitions = [*build_raw_assets(), *build_training_assets(), *build_fine_tune_assets(continual),
-                   *build_serving_assets(), *build_monitoring_assets(daily_partitions(source))]
+                   *build_serving_assets(), *build_monitoring_assets(source.daily_partitions("sessions"))]
     jobs = [
         case_job(
             GROUP, TRAINING_JOB,

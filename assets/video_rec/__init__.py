@@ -1,7 +1,6 @@
 """Video recommendation (book ch. 6): two-tower candidate generation with ANN retrieval, an XGBoost ranker and
 re-ranking rules, judged by precision, recall, mAP, nDCG, diversity and coverage against popularity."""
 
-from datetime import timedelta
 
 import dagster as dg
 
@@ -32,16 +31,10 @@ def build_source(platform: Platform, settings: VideoRecSettings) -> VideoRecSour
     )
 
 
-def daily_partitions(source: VideoRecSource) -> dg.DailyPartitionsDefinition:
-    """The days monitoring can judge: the simulator's, or your files' (read when the definitions load)."""
-    first, days = source.data_window("interactions")
-    return dg.DailyPartitionsDefinition(start_date=first.isoformat(), end_date=(first + timedelta(days=days)).isoformat())
-
-
 def build_definitions(platform: Platform, settings: VideoRecSettings) -> dg.Definitions:
     source = build_source(platform, settings)
     definitions = [*build_raw_assets(), *build_training_assets(), *build_serving_assets(),
-                   *build_monitoring_assets(daily_partitions(source))]
+                   *build_monitoring_assets(source.daily_partitions("interactions"))]
     group = dg.AssetSelection.groups(GROUP)
     # A raw table and its quarantine are one multi-asset: they materialize together.
     ingested = dg.AssetSelection.assets(*RAW_TABLES, "video_rec_labeled_interactions").required_multi_asset_neighbors()

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 
 import bentoml
 from bentoml.exceptions import NotFound, ServiceUnavailable
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
-from bentos.base import Id, Strict, case_setting, online_service, service_config
+from bentos.base import Id, Strict, UtcTimestamp, case_setting, online_service, service_config
 
 MODEL_NAME = "event_recommendation_ranker"
 try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
@@ -44,19 +44,9 @@ class RecommendRequest(Strict):
     user_id: Id
     k: int = Field(default=10, ge=1, le=MAX_K)
     location: Location | None = Field(default=None, description="where the user is now; their home when absent")
-    ts: datetime | None = Field(default=None, description="request time (UTC); now when absent")
+    ts: UtcTimestamp | None = Field(default=None, description="request time (UTC); now when absent")
     radius_km: float | None = Field(default=None, ge=0.1, le=MAX_RADIUS_KM,
                                     description="the filter's radius; the service's setting when absent")
-
-    @model_validator(mode="after")
-    def _aware(self):
-        if self.ts is not None:
-            if self.ts.tzinfo is None:
-                raise ValueError("ts: give a timezone (UTC), e.g. 2026-04-05T10:00:00Z")
-            if not 1970 < self.ts.year < 9999:  # and no overflow when it moves to UTC
-                raise ValueError("ts: must be between the years 1971 and 9998")
-            self.ts = self.ts.astimezone(timezone.utc)
-        return self
 
 
 class RecommendedEvent(BaseModel):

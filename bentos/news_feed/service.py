@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator
 
-from bentos.base import Id, Strict, case_setting, online_service, service_config
+from bentos.base import Id, Strict, UtcTimestamp, case_setting, online_service, service_config
 
 MODEL_NAME = "news_feed_ranker"
 try:  # written by bentos/package.py into each build: the bento serves exactly the model it was built with
@@ -35,7 +35,7 @@ MAX_IN_FLIGHT = 4
 class FeedRequest(Strict):
     user_id: Id
     k: int = Field(default=10, ge=1, le=MAX_K)
-    ts: datetime | None = Field(default=None, description="request time (UTC); now when absent")
+    ts: UtcTimestamp | None = Field(default=None, description="request time (UTC); now when absent")
     weights: dict[str, float] | None = Field(
         default=None, description="the business's weight of each head over the service's (click, like, comment, share, "
         "hide, block, skip, and dwell per second); unnamed heads keep theirs")
@@ -49,16 +49,6 @@ class FeedRequest(Strict):
         if weights is not None:
             check_weights(weights)  # a ValueError names the head: a 400 naming weights
         return weights
-
-    @model_validator(mode="after")
-    def _aware(self):
-        if self.ts is not None:
-            if self.ts.tzinfo is None:
-                raise ValueError("ts: give a timezone (UTC), e.g. 2026-04-05T10:00:00Z")
-            if not 1970 < self.ts.year < 9999:  # and no overflow when it moves to UTC
-                raise ValueError("ts: must be between the years 1971 and 9998")
-            self.ts = self.ts.astimezone(timezone.utc)
-        return self
 
 
 class FeedPost(BaseModel):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from models.tabular import count_before, similarity_to_history
+from models.tabular import count_before, gender_codes, similarity_to_history
 
 
 EARTH_KM = 6371.0
@@ -49,12 +49,6 @@ def distance_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=float)) for v in (lat1, lon1, lat2, lon2))
     a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
     return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
-
-
-def gender_codes(users: pl.DataFrame) -> dict[str, int]:
-    """The three most common genders by their frequency rank (0, 1, 2); anything else, or none, is 3."""
-    counts = users.drop_nulls("gender")["gender"].value_counts(sort=True)
-    return {g: i for i, g in enumerate(counts["gender"].head(3).to_list())}
 
 
 def user_table(users: pl.DataFrame) -> pl.DataFrame:

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from models.news_feed.data import DWELL_CAP, POSITIVE, REACTIONS
-from models.tabular import count_before, similarity_to_history
+from models.tabular import count_before, gender_codes, similarity_to_history
 
 AFFINITY_RECENT = timedelta(days=7)
 MUTUAL_KINDS = ("family", "close_friend", "friend")
@@ -52,12 +52,6 @@ LOGGED = ("post_age_hours", "text_words", "post_impressions", "author_audience",
 USER_REACTIONS = REACTIONS  # rates of the user's own reactions
 POST_REACTIONS = ("click", "like", "comment", "share", "hide")
 AFFINITY_REACTIONS = ("click", "like", "comment", "share", "hide")
-
-
-def gender_codes(users: pl.DataFrame) -> dict[str, int]:
-    """The three most common genders by their frequency rank (0, 1, 2); anything else, or none, is 3."""
-    counts = users.drop_nulls("gender")["gender"].value_counts(sort=True)
-    return {g: i for i, g in enumerate(counts["gender"].head(3).to_list())}
 
 
 def user_table(users: pl.DataFrame) -> pl.DataFrame:

@@ -135,9 +135,19 @@ def train_xgboost(train_x, train_y: dict, valid_x, valid_y: dict | None, params:
         dtrain = xgb.DMatrix(train_x, label=train_y[head], feature_names=list(FEATURES))
         if rounds is None:
             history: dict = {}
+            callbacks = []
+            if progress is not None:
+                class Progress(xgb.callback.TrainingCallback):
+                    def after_iteration(self, model, epoch, evals_log, head=head):
+                        if evals_log and epoch % 25 == 0:
+                            metric, values = next(iter(evals_log["validation"].items()))
+                            progress(f"xgboost {head} round {epoch}: validation {metric} {values[-1]:.5f}")
+                        return False
+                callbacks.append(Progress())
             dvalid = xgb.DMatrix(valid_x, label=valid_y[head], feature_names=list(FEATURES))
             booster = xgb.train(params.booster_params(head), dtrain, params.num_boost_round, evals=[(dvalid, "validation")],
-                                early_stopping_rounds=params.early_stopping_rounds, evals_result=history, verbose_eval=False)
+                                early_stopping_rounds=params.early_stopping_rounds, evals_result=history, verbose_eval=False,
+                                callbacks=callbacks)
             best[head] = booster.best_iteration + 1
             boosters[head] = booster[: best[head]]
             curves[head] = list(history["validation"].values())[0]
