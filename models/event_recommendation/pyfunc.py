@@ -40,20 +40,11 @@ class EventRankerModel(mlflow.pyfunc.PythonModel):
 
 def log_event_ranker(ranker: Ranker, sample: pd.DataFrame, folder: Path):
     """Logs the ranker as a pyfunc model in the active MLflow run; returns the ModelInfo."""
-    from mlflow.models import infer_signature
-
-    from models.packaging import MODELS_PACKAGE, pinned_requirements
+    from models.packaging import log_from_code
 
     save_ranker(ranker, folder)
     loaded = EventRankerModel()
     loaded.ranker = ranker
     sample = sample.reindex(columns=list(FEATURES)).astype("float64")
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(MODELS_PACKAGE / "event_recommendation" / "pyfunc_model.py"),  # models from code
-        artifacts={"ranker": str(folder)},
-        signature=infer_signature(sample, loaded.predict(None, sample)),
-        input_example=sample.head(3),
-        code_paths=[str(MODELS_PACKAGE)],
-        pip_requirements=pinned_requirements("mlflow", "xgboost-cpu", "torch", "scikit-learn", "polars", "pandas", "numpy"),
-    )
+    return log_from_code("event_recommendation", {"ranker": str(folder)}, sample, loaded.predict(None, sample),
+                         ("mlflow", "xgboost-cpu", "torch", "scikit-learn", "polars", "pandas", "numpy"))

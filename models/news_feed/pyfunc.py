@@ -44,20 +44,11 @@ class NewsFeedModel(mlflow.pyfunc.PythonModel):
 
 def log_news_feed_model(model: EngagementModel, sample: pd.DataFrame, folder: Path):
     """Logs the model as a pyfunc model in the active MLflow run; returns the ModelInfo."""
-    from mlflow.models import infer_signature
-
-    from models.packaging import MODELS_PACKAGE, pinned_requirements
+    from models.packaging import log_from_code
 
     save_model(model, folder)
     loaded = NewsFeedModel()
     loaded.model = model
     sample = sample.reindex(columns=list(FEATURES)).astype("float64")
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(MODELS_PACKAGE / "news_feed" / "pyfunc_model.py"),  # models from code
-        artifacts={"model": str(folder)},
-        signature=infer_signature(sample, loaded.predict(None, sample)),
-        input_example=sample.head(3),
-        code_paths=[str(MODELS_PACKAGE)],
-        pip_requirements=pinned_requirements("mlflow", "xgboost-cpu", "torch", "polars", "pandas", "numpy", "scikit-learn"),
-    )
+    return log_from_code("news_feed", {"model": str(folder)}, sample, loaded.predict(None, sample),
+                         ("mlflow", "xgboost-cpu", "torch", "polars", "pandas", "numpy", "scikit-learn"))

@@ -33,19 +33,12 @@ class SimilarListingsModel(mlflow.pyfunc.PythonModel):
 
 def log_similar_listings(model: SimilarListings, bundle: Path):
     """Logs the bundle as a pyfunc model in the active MLflow run; returns the ModelInfo."""
-    from mlflow.models import infer_signature
-
-    from models.packaging import MODELS_PACKAGE, pinned_requirements
+    from models.packaging import log_from_code
 
     model.save(bundle)
     sample = pd.DataFrame({"listing_id": [str(i) for i in model.catalogue.ids[:3]]})
     loaded = SimilarListingsModel()
     loaded.model = model
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(MODELS_PACKAGE / "similar_listings" / "pyfunc_model.py"),  # models from code
-        artifacts={"bundle": str(bundle)},
-        signature=infer_signature(sample, loaded.predict(None, sample), params={"k": 10}),
-        code_paths=[str(MODELS_PACKAGE)],
-        pip_requirements=pinned_requirements("mlflow", "torch", "faiss-cpu", "polars", "pandas", "numpy", "scipy"),
-    )
+    return log_from_code("similar_listings", {"bundle": str(bundle)}, sample, loaded.predict(None, sample),
+                         ("mlflow", "torch", "faiss-cpu", "polars", "pandas", "numpy", "scipy"), params={"k": 10},
+                         input_example=False)

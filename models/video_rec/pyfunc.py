@@ -23,17 +23,10 @@ class VideoRecommenderModel(mlflow.pyfunc.PythonModel):
 
 def log_recommender(recommender: Recommender, bundle: Path, example_users: list[str]):
     """Logs the bundle as a pyfunc model in the active MLflow run; returns the ModelInfo."""
-    from mlflow.models import infer_signature
-
-    from models.packaging import MODELS_PACKAGE, pinned_requirements
+    from models.packaging import log_from_code
 
     sample = pd.DataFrame({"user_id": example_users[:3]})
     output = recommender.recommend(example_users[:3], 10).to_pandas()
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(MODELS_PACKAGE / "video_rec" / "pyfunc_model.py"),  # models from code: nothing pickled
-        artifacts={"bundle": str(bundle)},
-        signature=infer_signature(sample, output, params={"k": 10}),
-        code_paths=[str(MODELS_PACKAGE)],
-        pip_requirements=pinned_requirements("mlflow", "torch", "faiss-cpu", "xgboost-cpu", "polars", "pandas", "numpy"),
-    )
+    return log_from_code("video_rec", {"bundle": str(bundle)}, sample, output,
+                         ("mlflow", "torch", "faiss-cpu", "xgboost-cpu", "polars", "pandas", "numpy"), params={"k": 10},
+                         input_example=False)
