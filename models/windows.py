@@ -72,19 +72,20 @@ def trailing_days(
 
 
 def held_out_cutoffs(rows: pl.DataFrame, positives: pl.DataFrame, validation: WindowSize | str, test: WindowSize | str,
-                     settings: tuple[str, str]) -> tuple[datetime, datetime, datetime, datetime]:
+                     settings: tuple[str, str], users: str = "user_id") -> tuple[datetime, datetime, datetime, datetime]:
     """(start, validation_start, test_start, end) in whole days: the test window is the fewest days at the end whose
     `positives` (the rows the metric is judged on: bookings, registrations) meet `test`, the validation window the
-    fewest days before it that meet `validation`; `settings` name the two settings in errors."""
+    fewest days before it that meet `validation`; `settings` name the two settings in errors; `users` is the column
+    whose distinct values a window's "users" count."""
     validation = WindowSize.parse(validation) if isinstance(validation, str) else validation
     test = WindowSize.parse(test) if isinstance(test, str) else test
     first, last = rows["ts"].min(), rows["ts"].max()
     start = first.replace(hour=0, minute=0, second=0, microsecond=0)
     end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     total = positives.height
-    test_start = end - timedelta(days=trailing_days(positives, end, test, total, settings[1]))
+    test_start = end - timedelta(days=trailing_days(positives, end, test, total, settings[1], users))
     earlier = positives.filter(pl.col("ts") < test_start)
-    validation_start = test_start - timedelta(days=trailing_days(earlier, test_start, validation, total, settings[0]))
+    validation_start = test_start - timedelta(days=trailing_days(earlier, test_start, validation, total, settings[0], users))
     return start, validation_start, test_start, end
 
 

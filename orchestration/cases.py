@@ -15,8 +15,9 @@ def registered() -> tuple[CaseStudy, ...]:
     from assets.news_feed import CASE as news_feed
     from assets.similar_listings import CASE as similar_listings
     from assets.video_rec import CASE as video_rec
+    from assets.video_search import CASE as video_search
 
-    return (ad_click, video_rec, similar_listings, event_recommendation, news_feed)
+    return (ad_click, video_rec, similar_listings, event_recommendation, news_feed, video_search)
 
 
 def find(name: str, cases: tuple[CaseStudy, ...] | None = None) -> CaseStudy:
