@@ -78,9 +78,9 @@ class VideoSearchService:
 
         torch.set_num_threads(1)
         faiss.omp_set_num_threads(1)
-        self.search = bentoml.mlflow.load_model(self.model_ref).unwrap_python_model().search
+        self.engine = bentoml.mlflow.load_model(self.model_ref).unwrap_python_model().search
         self.model_version = self.model_ref.info.labels.get("mlflow_version", str(self.model_ref.tag.version))
-        self.search.ann()
+        self.engine.ann()
         encode(["warm up the text encoder"])  # the first encoding loads it: not on a user's request
 
     @bentoml.api(input_spec=SearchRequest, output_spec=SearchResponse)
@@ -91,7 +91,7 @@ class VideoSearchService:
         from models.text_embeddings import encode
         from models.video_search.text import normalize
 
-        hits = self.search.search(q, encode([q])[0], k)
+        hits = self.engine.search(q, encode([q])[0], k)
         notes = []
         if not any("text" in h.paths for h in hits):
             notes.append("no word of the query is in the text index: answered from the vector path")
@@ -99,6 +99,6 @@ class VideoSearchService:
             q=q, normalized=normalize(q),
             videos=[Video(rank=r, video_id=h.video_id, title=h.title, score=h.score, text_score=h.text_score,
                           vector_score=h.vector_score, paths=list(h.paths)) for r, h in enumerate(hits, 1)],
-            notes=notes, weights=asdict(self.search.weights), model_version=self.model_version,
-            index_as_of=self.search.as_of.isoformat(),
+            notes=notes, weights=asdict(self.engine.weights), model_version=self.model_version,
+            index_as_of=self.engine.as_of.isoformat(),
         )

@@ -139,7 +139,9 @@ class VideoSearch:
         _, by_vector = self.ann().search_positions(query, min(candidates, len(self)))
         by_vector = by_vector[0][by_vector[0] >= 0]
         matched = np.flatnonzero(text_scores > 0)
-        by_text = matched[np.argsort(-text_scores[matched], kind="stable")[:candidates]]
+        if len(matched) > candidates:  # a common word matches much of a large catalogue: no full sort
+            matched = matched[np.argpartition(-text_scores[matched], candidates - 1)[:candidates]]
+        by_text = matched
         pool = np.union1d(by_vector, by_text)
         vector_scores = self.video_vectors[pool] @ query[0]
         fused = (self.weights.text * text_scores[pool] + self.weights.vector * vector_scores
@@ -159,18 +161,27 @@ class VideoSearch:
         np.save(folder / "video_vectors.npy", self.video_vectors)
         (folder / "encoder.npz").write_bytes(self.encoder.to_bytes())
         self.text_index.save(folder / "bm25")
+        ann = self.ann()  # saved built: a million-video HNSW takes minutes to build, seconds to read
+        (folder / "ann.faiss").write_bytes(ann.to_bytes())
         (folder / "search.json").write_text(json.dumps({
-            "weights": asdict(self.weights), "as_of": self.as_of.isoformat(), "auto_tagged": self.auto_tagged}))
+            "weights": asdict(self.weights), "as_of": self.as_of.isoformat(), "auto_tagged": self.auto_tagged,
+            "ann": None if ann.params is None else asdict(ann.params)}))
 
     @classmethod
     def load(cls, folder: Path) -> VideoSearch:
+        from models.ann import AnnIndex, HnswParams
+
         catalogue = pl.read_parquet(folder / "catalogue.parquet")
         meta = json.loads((folder / "search.json").read_text())
-        return cls(np.asarray(catalogue["video_id"].to_list(), dtype=object), catalogue["title"].to_list(),
-                   catalogue["upload_seconds"].to_numpy(), TextIndex.load(folder / "bm25", catalogue.height),
-                   np.load(folder / "video_vectors.npy"), DualEncoder.from_bytes((folder / "encoder.npz").read_bytes()),
-                   catalogue["popularity"].to_numpy().astype(np.float32), FusionWeights(**meta["weights"]),
-                   datetime.fromisoformat(meta["as_of"]), meta.get("auto_tagged", 0))
+        search = cls(np.asarray(catalogue["video_id"].to_list(), dtype=object), catalogue["title"].to_list(),
+                     catalogue["upload_seconds"].to_numpy(), TextIndex.load(folder / "bm25", catalogue.height),
+                     np.load(folder / "video_vectors.npy"), DualEncoder.from_bytes((folder / "encoder.npz").read_bytes()),
+                     catalogue["popularity"].to_numpy().astype(np.float32), FusionWeights(**meta["weights"]),
+                     datetime.fromisoformat(meta["as_of"]), meta.get("auto_tagged", 0))
+        if (folder / "ann.faiss").exists():
+            params = HnswParams(**meta["ann"]) if meta.get("ann") else None
+            search._ann = AnnIndex.from_bytes((folder / "ann.faiss").read_bytes(), np.arange(len(search)), params)
+        return search
 
     def round_trip(self) -> VideoSearch:
         with tempfile.TemporaryDirectory() as tmp:

@@ -51,3 +51,9 @@ def served_event_recommendation(served_cases):
 def served_news_feed(served_cases):
     served = served_cases.get("news_feed")
     return {"url": served.url, "process": served.process, "version": served.version, "settings": served.settings}
+
+
+@pytest.fixture(scope="session")
+def served_video_search(served_cases):
+    served = served_cases.get("video_search")
+    return {"url": served.url, "process": served.process, "version": served.version, "settings": served.settings}
