@@ -43,7 +43,8 @@ def videos_suite() -> Suite:
 
 
 def frames_suite(video_ids: pl.Series, dim: int) -> Suite:
-    """`dim`: the most common vector length, which every vector must have (a frame `length` column is joined on)."""
+    """`dim`: the most common vector length, which every vector must have (the frame's `length` and whether every
+    value is `finite` are computed columns)."""
     return Suite(
         name="video_search_raw_frames",
         dtypes=FRAMES_SCHEMA,
@@ -54,9 +55,11 @@ def frames_suite(video_ids: pl.Series, dim: int) -> Suite:
         expectations=[
             *_not_null("video_id", "frame_index"),
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["video_id", "frame_index"]),
-            # A frame of another length came from another encoder (or lost values): set aside, up to 1%.
+            # A frame of another length came from another encoder (or lost values), a NaN or infinity would poison
+            # the mean frame and every score made from it: set aside, up to 1%.
             *under(quarantine(0.01), gxe.ExpectColumnValuesToNotBeNull(column="vector"),
                    gxe.ExpectColumnValuesToBeBetween(column="length", min_value=dim, max_value=dim),
+                   gxe.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]),
                    gxe.ExpectColumnValuesToBeBetween(column="frame_index", min_value=0)),
         ],
     )

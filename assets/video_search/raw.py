@@ -29,7 +29,7 @@ def _frames_suite(frame: pl.DataFrame, window, videos: pl.DataFrame):
     lengths = frame["vector"].list.len() if "vector" in frame.columns and frame["vector"].dtype == pl.List(pl.Float32) else None
     dim = int(lengths.drop_nulls().mode().min()) if lengths is not None and lengths.drop_nulls().len() else 0
     if lengths is not None:
-        frame = frame.with_columns(length=lengths)
+        frame = frame.with_columns(length=lengths, finite=pl.col("vector").list.eval(pl.element().is_finite()).list.all())
     return frame, suites.frames_suite(videos["video_id"], dim)
 
 

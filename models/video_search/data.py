@@ -145,19 +145,18 @@ class JudgedQueries:
         return len(self.ids)
 
 
-def judged_queries(queries: pl.DataFrame, clicks: pl.DataFrame, catalogue: Catalogue, start: datetime | None,
+def judged_queries(queries: pl.DataFrame, clicks: pl.DataFrame, positions: dict[str, int], start: datetime | None,
                    end: datetime | None) -> JudgedQueries:
-    """The clicked queries of [start, end) whose clicked videos the catalogue holds (a click on a video uploaded
-    after the catalogue was built cannot be judged)."""
+    """The clicked queries of [start, end) whose clicked videos an index holds (`positions`: video id to its row; a
+    click on a video uploaded after the index was built cannot be judged)."""
     rows = clicked_queries(queries, clicks)
     if start is not None:
         rows = rows.filter(pl.col("ts") >= start)
     if end is not None:
         rows = rows.filter(pl.col("ts") < end)
-    position = catalogue.positions()
     ids, texts, seconds, relevant = [], [], [], []
     for query_id, text, ts, clicked in rows.select("query_id", "text", "ts", "clicked").iter_rows():
-        found = np.asarray([position[v] for v in clicked if v in position], dtype=np.int64)
+        found = np.asarray([positions[v] for v in clicked if v in positions], dtype=np.int64)
         if len(found):
             ids.append(query_id)
             texts.append(text or "")
@@ -177,7 +176,9 @@ def leakage_audit(last_training_query: datetime | None, last_tagger_upload: date
 
 
 def with_click_times(clicks: pl.DataFrame, queries: pl.DataFrame) -> pl.DataFrame:
-    """Clicks with a `ts`: their own, or (the column is optional) their query's."""
-    if "ts" in clicks.columns:
-        return clicks
-    return clicks.join(queries.select("query_id", "ts"), on="query_id", how="left", maintain_order="left")
+    """Clicks with a `ts`: their own, or (the column is optional, a value may be missing) their query's."""
+    query_ts = queries.select("query_id", query_ts="ts")
+    if "ts" not in clicks.columns:
+        return clicks.join(query_ts, on="query_id", how="left", maintain_order="left").rename({"query_ts": "ts"})
+    return (clicks.join(query_ts, on="query_id", how="left", maintain_order="left")
+            .with_columns(ts=pl.col("ts").fill_null(pl.col("query_ts"))).drop("query_ts"))

@@ -119,6 +119,9 @@ def train_dual_encoder(query_vectors: np.ndarray, targets: np.ndarray, videos: n
             same = target[:, None] == target[None, :]
             logits = logits.masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool), float("-inf"))
             loss = nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+            if not torch.isfinite(loss):
+                raise ValueError(f"the dual encoder's loss is {float(loss)} in epoch {epoch}: a non-finite input "
+                                 "(frame vector or text embedding) reached training")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -50,8 +50,11 @@ class Paths:
     def scores(self, texts: list[str], text_vectors: np.ndarray, seconds: np.ndarray) -> dict[str, np.ndarray]:
         n = len(self.upload_seconds)
         zeros = np.zeros((len(texts), n), dtype=np.float32)
+        uploaded = self.upload_seconds[None, :] < np.asarray(seconds)[:, None]
+        # Relative to the best match among the videos the query could find: later uploads must not scale it.
         return {
-            "text": normalized_text(np.stack([self.text_index.scores(t) for t in texts])) if self.text_index else zeros,
+            "text": (normalized_text(np.where(uploaded, np.stack([self.text_index.scores(t) for t in texts]), 0.0))
+                     if self.text_index else zeros),
             "vector": self.vectors(text_vectors).astype(np.float32) if self.vectors else zeros,
             "popularity": np.broadcast_to(self.popularity, (len(texts), n)),
             "freshness": freshness(self.upload_seconds, seconds),
@@ -66,7 +69,8 @@ def tie_breaks(seconds: np.ndarray, upload_seconds: np.ndarray, rng: np.random.G
 
 
 def _ranks(fused: np.ndarray, relevant: list[np.ndarray], breaks: np.ndarray) -> np.ndarray:
-    fused = fused + breaks
+    # A NaN compares greater than nothing: it would rank its video first. Broken scores rank last instead.
+    fused = np.where(np.isnan(fused), -np.inf, fused) + breaks
     best = np.array([fused[i, r].max() for i, r in enumerate(relevant)])
     return 1 + (fused > best[:, None]).sum(axis=1)
 

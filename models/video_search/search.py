@@ -1,6 +1,7 @@
 """The served search: a BM25 text index over titles, descriptions, tags and auto-tags; the dual encoder's video
-vectors searched by the query's; and their fusion with popularity and freshness. The evaluation and the service call
-the same scoring, so what is judged is what answers.
+vectors searched by the query's; and their fusion with popularity and freshness. The evaluation scores every video
+with the same paths and weights; the service fuses only the union of each path's best candidates (a test holds the
+two to the same top 10).
 
 Fused score = text * BM25 / (the query's best BM25) + vector * cosine + popularity * log1p(clicks) / log1p(most
 clicks) + freshness * exp(-age in days / 7), weights tuned on the validation window's queries.
@@ -75,12 +76,19 @@ def freshness(upload_seconds: np.ndarray, now_seconds: np.ndarray | float) -> np
     return np.exp(-np.clip(age_days, 0, None) / FRESHNESS_DAYS).astype(np.float32)
 
 
-def popularity(catalogue: Catalogue, clicks: pl.DataFrame, before: datetime) -> np.ndarray:
-    """log1p(clicks before `before`) per video, scaled to [0, 1]."""
-    counts = clicks.filter(pl.col("ts") < before).group_by("video_id").len()
-    by_id = dict(counts.iter_rows())
+@dataclass
+class Popularity:
+    values: np.ndarray  # log1p(clicks) per video, scaled to [0, 1]
+    last_click: datetime | None  # the newest click counted (the leakage check reads it)
+
+
+def popularity(catalogue: Catalogue, clicks: pl.DataFrame, before: datetime) -> Popularity:
+    """Each video's clicks before `before`."""
+    counted = clicks.filter(pl.col("ts") < before)
+    by_id = dict(counted.group_by("video_id").len().iter_rows())
     raw = np.log1p(np.asarray([by_id.get(v, 0) for v in catalogue.ids.tolist()], dtype=np.float64))
-    return (raw / max(raw.max(), 1e-9)).astype(np.float32) if len(raw) else raw.astype(np.float32)
+    values = (raw / max(raw.max(), 1e-9)).astype(np.float32) if len(raw) else raw.astype(np.float32)
+    return Popularity(values, counted["ts"].max() if counted.height else None)
 
 
 @dataclass
@@ -132,12 +140,15 @@ class VideoSearch:
 
     def search(self, text: str, text_vector: np.ndarray, k: int, now: datetime | None = None,
                candidates: int = 200) -> list[Hit]:
-        """The k best videos by fused score among the union of each path's `candidates` best."""
+        """The k best videos uploaded before `now` by fused score, among the union of each path's `candidates` best
+        (popularity and freshness re-rank them; they propose none)."""
         now_seconds = (now or datetime.now(timezone.utc)).timestamp()
-        text_scores = normalized_text(self.text_index.scores(text))
+        uploaded = self.upload_seconds < now_seconds
+        text_scores = normalized_text(np.where(uploaded, self.text_index.scores(text), 0.0))
         query = self.encoder.encode_queries(text_vector[None, :])
         _, by_vector = self.ann().search_positions(query, min(candidates, len(self)))
         by_vector = by_vector[0][by_vector[0] >= 0]
+        by_vector = by_vector[uploaded[by_vector]]
         matched = np.flatnonzero(text_scores > 0)
         if len(matched) > candidates:  # a common word matches much of a large catalogue: no full sort
             matched = matched[np.argpartition(-text_scores[matched], candidates - 1)[:candidates]]

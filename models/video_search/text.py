@@ -1,6 +1,6 @@
 """Text preprocessing shared by the index and the query path, so both see the same tokens: Unicode normalization
 (NFKC, then accents stripped: "Crème Brûlée" and "creme brulee" are one query), lower case, word tokens of letters and
-digits, English stopwords removed, Snowball stems ("noodles" finds "noodle")."""
+digits of any script ("паста" is a word), English stopwords removed, Snowball stems ("noodles" finds "noodle")."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import functools
 import re
 import unicodedata
 
-TOKEN = re.compile(r"[a-z0-9]+")
+TOKEN = re.compile(r"[^\W_]+")  # letters and digits of any script
 MAX_QUERY_CHARS = 200
 
 
@@ -27,7 +27,7 @@ def _stopwords() -> frozenset[str]:
 
 
 def normalize(text: str | None) -> str:
-    """Lower case, accents stripped, every run of non-alphanumerics one space."""
+    """Lower case, accents stripped, every run of anything but letters and digits (of any script) one space."""
     if not text:
         return ""
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))

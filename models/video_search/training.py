@@ -58,7 +58,7 @@ class SearchData:
                    {q: i for i, q in enumerate(queries["query_id"].to_list())}, embed(queries["text"].to_list()))
 
     def judged(self, start: datetime | None, end: datetime | None) -> JudgedQueries:
-        return judged_queries(self.queries, self.clicks, self.catalogue, start, end)
+        return judged_queries(self.queries, self.clicks, self.catalogue.positions(), start, end)
 
     def vectors_of(self, judged: JudgedQueries) -> np.ndarray:
         return self.query_vectors[[self.query_rows[q] for q in judged.ids]].reshape(len(judged), -1)
@@ -126,13 +126,12 @@ def build_search(data: SearchData, tagger: AutoTagger, encoder: DualEncoder) -> 
     build_seconds = time.perf_counter() - started
     validation = data.judged(cutoffs.validation_start, cutoffs.test_start)
     paths = Paths(text_index, lambda q: encoder.encode_queries(q) @ video_vectors.T,
-                  popularity(cat, data.clicks, cutoffs.validation_start), cat.upload_seconds)
+                  popularity(cat, data.clicks, cutoffs.validation_start).values, cat.upload_seconds)
     weights, validation_mrr = tune_weights(paths, validation, data.vectors_of(validation), weight_grid())
-    counted = data.clicks.filter(pl.col("ts") < cutoffs.test_start)
-    search = VideoSearch(cat.ids, cat.titles, cat.upload_seconds, text_index, video_vectors, encoder,
-                         popularity(cat, data.clicks, cutoffs.test_start), weights, cutoffs.end,
-                         auto_tagged=int(sum(1 for a, t in zip(auto_tags, cat.tagged) if a and not t)))
-    return Built(search, validation_mrr, build_seconds, counted["ts"].max() if counted.height else None)
+    served = popularity(cat, data.clicks, cutoffs.test_start)
+    search = VideoSearch(cat.ids, cat.titles, cat.upload_seconds, text_index, video_vectors, encoder, served.values,
+                         weights, cutoffs.end, auto_tagged=int(sum(1 for a, t in zip(auto_tags, cat.tagged) if a and not t)))
+    return Built(search, validation_mrr, build_seconds, served.last_click)
 
 
 APPROACHES = {
@@ -172,7 +171,7 @@ def compare(data: SearchData, search: VideoSearch, truth: tuple[pl.DataFrame, pl
     plain = TextIndex.build(cat.documents())
     frozen = lambda q: q @ cat.metadata_vectors.T  # noqa: E731
     dual = lambda q: search.encoder.encode_queries(q) @ search.video_vectors.T  # noqa: E731
-    popularity_then = popularity(cat, data.clicks, cutoffs.validation_start)
+    popularity_then = popularity(cat, data.clicks, cutoffs.validation_start).values
 
     def tuned(index, vectors, **grid) -> FusionWeights:
         return tune_weights(Paths(index, vectors, popularity_then, cat.upload_seconds), validation, validation_vectors,
@@ -203,16 +202,17 @@ def compare(data: SearchData, search: VideoSearch, truth: tuple[pl.DataFrame, pl
     return Comparison(reports, ranks, weights, margins, poor, test)
 
 
+NOT_HELD = 10**9  # the rank of a query whose clicked video an index does not hold: a miss
+
+
 def served_ranks(search: VideoSearch, data: SearchData) -> tuple[np.ndarray, JudgedQueries]:
-    """A registered search's rank of every test query whose clicked video its catalogue holds (an older version's
-    catalogue ends earlier), scored as the evaluation scores the challenger."""
-
-    class Held:
-        @staticmethod
-        def positions() -> dict[str, int]:
-            return {v: i for i, v in enumerate(search.ids.tolist())}
-
-    test = judged_queries(data.queries, data.clicks, Held, data.cutoffs.test_start, data.cutoffs.end)
+    """A registered search's rank of every clicked test query, scored as the evaluation scores the challenger; a
+    query whose clicked video its index does not hold (an older version's index ends earlier) is a miss, as it would
+    be for a searcher."""
+    test = data.judged(data.cutoffs.test_start, data.cutoffs.end)
+    held = {v: i for i, v in enumerate(search.ids.tolist())}
+    answerable = judged_queries(data.queries, data.clicks, held, data.cutoffs.test_start, data.cutoffs.end)
     paths = Paths(search.text_index, lambda q: search.encoder.encode_queries(q) @ search.video_vectors.T,
                   search.popularity, search.upload_seconds)
-    return ranks_for(paths, [search.weights], test, data.vectors_of(test))[0], test
+    ranks = dict(zip(answerable.ids, ranks_for(paths, [search.weights], answerable, data.vectors_of(answerable))[0]))
+    return np.asarray([ranks.get(q, NOT_HELD) for q in test.ids], dtype=np.int64), test

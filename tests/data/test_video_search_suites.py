@@ -56,6 +56,8 @@ FRAME_DEFECTS = {
     "vector of another length": (lambda f: f.with_columns(vector=pl.when(_spread(3)).then(pl.col("vector").list.head(5))
                                                            .otherwise("vector")), "length", True),
     "unknown video": (lambda f: f.with_columns(video_id=pl.when(_spread(4)).then(pl.lit("ghost")).otherwise("video_id")), "video_id", True),
+    "NaN in a vector": (lambda f: f.with_columns(vector=pl.when(_spread(2)).then(pl.lit([float("nan")] * 32, dtype=pl.List(pl.Float32)))
+                                                  .otherwise("vector")), "finite", True),
     "negative frame index": (lambda f: f.with_columns(frame_index=pl.when(_spread(2)).then(-1).otherwise("frame_index")), "frame_index", True),
 }
 

@@ -14,7 +14,8 @@ from models.video_search.evaluation import Paths, per_query, ranks_for, report
 from models.video_search.search import FusionWeights, TextIndex, popularity
 from models.video_search.simulator import SimulationConfig, oracle_scores, simulate
 from models.video_search.text import normalize, tokens
-from models.video_search.training import SearchData, build_search, compare, fit_encoder, fit_tagger, served_ranks
+from models.video_search.search import VideoSearch
+from models.video_search.training import NOT_HELD, SearchData, build_search, compare, fit_encoder, fit_tagger, served_ranks
 
 SMALL = SimulationConfig(n_days=10, catalogue=600, uploads_per_day=15, queries_per_day=150)
 
@@ -52,6 +53,7 @@ def test_queries_and_documents_are_normalized_alike():
     assert tokens("Crème brûlée") == tokens("creme brulee") == tokens("CREME-BRULEE")
     assert tokens("the noodles") == tokens("noodle")  # stopwords out, stems in
     assert tokens("") == [] and tokens(None) == [] and normalize("¡¿!") == ""
+    assert normalize("Паста РЕЦЕПТ, 烹饪") == "паста рецепт 烹饪"  # any script is words
 
 
 def test_the_simulator_is_seeded_and_queries_target_videos_already_uploaded(world):
@@ -107,6 +109,13 @@ def test_metrics_of_known_ranks():
     assert per_query(np.array([1]))["ndcg_at_10"][0] == 1.0
 
 
+def test_a_broken_score_ranks_last_not_first(data):
+    from models.video_search.evaluation import _ranks
+
+    fused = np.array([[0.1, np.nan, 0.3]], dtype=np.float32)
+    assert _ranks(fused, [np.array([1])], np.zeros_like(fused))[0] == 3
+
+
 def test_ties_rank_at_random_not_first(data):
     zero = Paths(None, None, np.zeros(len(data.catalogue), dtype=np.float32), data.catalogue.upload_seconds)
     test = data.judged(data.cutoffs.test_start, data.cutoffs.end)
@@ -136,7 +145,7 @@ def test_the_served_search_returns_what_the_evaluation_ranks(trained, data):
     vectors = data.vectors_of(test)
     paths = Paths(search.text_index, lambda q: search.encoder.encode_queries(q) @ search.video_vectors.T,
                   search.popularity, search.upload_seconds)
-    agree = 0
+    same = 0
     for i in range(40):
         now = datetime.fromtimestamp(test.seconds[i], timezone.utc)
         scores = paths.scores([test.texts[i]], vectors[i:i + 1], test.seconds[i:i + 1])
@@ -145,9 +154,8 @@ def test_the_served_search_returns_what_the_evaluation_ranks(trained, data):
         exact = [str(search.ids[j]) for j in np.argsort(-fused, kind="stable")[:10]]
         hits = search.search(test.texts[i], vectors[i], 10, now=now)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-        # The served search also holds videos uploaded after the query (the index is as of its build).
-        agree += len(set(exact) & {h.video_id for h in hits}) >= 8
-    assert agree >= 36
+        same += [h.video_id for h in hits] == exact
+    assert same >= 38  # the candidate pool (each path's 200 best) rarely leaves out one of the exact top 10
 
 
 def test_a_query_with_no_indexed_word_still_answers_from_the_vector_path(trained):
@@ -162,8 +170,22 @@ def test_fusion_beats_each_path_alone_and_the_oracle_beats_it(trained, data, wor
     assert mrr["fusion"] > max(mrr["bm25"], mrr["dual_encoder"])
     assert mrr["oracle"] > mrr["fusion"]
     assert result.reports["dual_encoder"]["mrr_at_10_poor_metadata"] > result.reports["bm25"]["mrr_at_10_poor_metadata"]
-    ranks, judged = served_ranks(trained[4].search, data)
-    assert np.array_equal(ranks, result.ranks["fusion"]) and judged.ids == result.judged.ids
+
+
+def test_a_stale_champion_misses_the_queries_for_videos_its_index_does_not_hold(trained, data):
+    """The gate scores the champion on the challenger's queries: a query for a video uploaded after the champion's
+    index was built is a miss, not a query left out."""
+    search, cutoffs = trained[4].search, data.cutoffs
+    old = search.upload_seconds < cutoffs.test_start.timestamp()
+    documents = [d for d, keep in zip(data.catalogue.documents(), old) if keep]
+    stale = VideoSearch(search.ids[old], [t for t, keep in zip(search.titles, old) if keep], search.upload_seconds[old],
+                        TextIndex.build(documents), search.video_vectors[old], search.encoder, search.popularity[old],
+                        search.weights, cutoffs.test_start)
+    ranks, judged = served_ranks(stale, data)
+    fresh, _ = served_ranks(search, data)
+    new_video = np.array([not old[r].any() for r in judged.relevant])
+    assert len(ranks) == len(fresh) and new_video.any()
+    assert (ranks[new_video] == NOT_HELD).all() and (fresh[new_video] < NOT_HELD).all()
 
 
 def test_later_clicks_change_neither_the_encoder_nor_popularity_before_the_test_window(data, trained, world):
@@ -175,24 +197,27 @@ def test_later_clicks_change_neither_the_encoder_nor_popularity_before_the_test_
     encoder, _, _ = fit_encoder(changed, EncoderConfig(epochs=8))
     vectors = data.query_vectors[:10]
     assert np.allclose(encoder.encode_queries(vectors), trained[2].encode_queries(vectors))
-    assert np.array_equal(popularity(changed.catalogue, changed.clicks, cutoffs.test_start),
-                          popularity(data.catalogue, data.clicks, cutoffs.test_start))
-    assert not np.array_equal(popularity(changed.catalogue, changed.clicks, cutoffs.end),
-                              popularity(data.catalogue, data.clicks, cutoffs.end))
+    rebuilt = build_search(changed, trained[0], encoder)
+    assert np.array_equal(rebuilt.search.popularity, trained[4].search.popularity)  # what is served
+    assert rebuilt.last_counted_click < cutoffs.test_start
+    assert not np.array_equal(popularity(changed.catalogue, changed.clicks, cutoffs.end).values,
+                              popularity(data.catalogue, data.clicks, cutoffs.end).values)
 
 
-def test_a_catalogue_as_of_a_time_holds_only_videos_uploaded_before_it(world):
-    as_of = world.videos["upload_ts"].sort()[100]
+def test_a_catalogue_as_of_a_time_cannot_judge_clicks_on_later_uploads(world):
+    as_of = world.queries["ts"].min() + timedelta(days=5)
     catalogue = Catalogue.build(world.videos, world.frames, fake_embed, as_of=as_of)
-    assert len(catalogue) == 100 and (catalogue.upload_seconds < as_of.timestamp()).all()
-    clicks_later = judged_queries(world.queries, world.clicks, catalogue, as_of, as_of + timedelta(days=1))
-    assert all(catalogue.upload_seconds[r].max() < as_of.timestamp() for r in clicks_later.relevant)
+    assert len(catalogue) == world.videos.filter(pl.col("upload_ts") < as_of).height
+    later = judged_queries(world.queries, world.clicks, catalogue.positions(), as_of, None)
+    everything = Catalogue.build(world.videos, world.frames, fake_embed)
+    all_later = judged_queries(world.queries, world.clicks, everything.positions(), as_of, None)
+    assert 0 < len(later) < len(all_later)  # queries for videos uploaded since cannot be judged by it
 
 
 def test_the_day_description_alarms_when_a_new_topic_takes_off_and_not_on_a_stable_day():
     """The drift kit's judgement of a day on the case's description: from the day a new topic takes off (trend@8),
     people search with words the champion's index has never seen, for videos it does not hold: its live MRR@10 falls
-    and raises the alarm (here about a third below the reference), and not on the day before."""
+    and raises the alarm (32% below the reference on day 10 when written), and not on the day before."""
     from models.drift import judge_day
     from models.video_search.monitoring import MONITORS, describe_day, describe_days
 

@@ -54,3 +54,9 @@ def test_bad_requests_get_4xx_naming_the_field(served_video_search, body, field)
     response = _post(served_video_search, body)
     assert 400 <= response.status_code < 500, response.text
     assert field in response.text
+
+
+def test_a_query_in_another_script_is_searched_not_refused(served_video_search):
+    response = _post(served_video_search, {"q": "паста рецепт", "k": 3})
+    assert response.status_code == 200, response.text
+    assert response.json()["normalized"] == "паста рецепт" and len(response.json()["videos"]) == 3
