@@ -58,8 +58,8 @@ class SearchResponse(BaseModel):
     index_as_of: str
 
 
-# At a million videos a request costs 8.8 ms of the workers' CPU over HTTP, and in-process the query's MiniLM encoding
-# takes p50 14 ms against 5.7 ms for both paths and fusion (`./dev.sh bench search_serving`): several times the
+# At a million videos a request costs 7.6 ms of the workers' CPU over HTTP, and in-process the query's MiniLM encoding
+# takes p50 10.8 ms against 5.3 ms for both paths and fusion (`./dev.sh bench search_serving`): several times the
 # similar-listings service's cost, so fewer requests are let in at once.
 MAX_QUEUE_MS = 60
 MAX_IN_FLIGHT = 2
