@@ -60,7 +60,9 @@ class SearchResponse(BaseModel):
 
 # At a million videos a request costs 7.6 ms of the workers' CPU over HTTP, and in-process the query's MiniLM encoding
 # takes p50 10.8 ms against 5.3 ms for both paths and fusion (`./dev.sh bench search_serving`): several times the
-# similar-listings service's cost, so fewer requests are let in at once.
+# similar-listings service's cost. Measured at 80% of capacity: with 2 requests admitted at once, 33% are turned away
+# and the accepted ones' p99 is 81 ms; with 8 (the kit's rule of thumb, 60 ms / 7.6 ms), still 26% are turned away
+# and the p99 is 129 ms (242 ms at twice capacity): the waits come from the loop, which the MiniLM encoding blocks.
 MAX_QUEUE_MS = 60
 MAX_IN_FLIGHT = 2
 
