@@ -9,6 +9,8 @@ answers from the vector path, and the response says so.
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import BaseModel, Field, field_validator
 
 import bentoml
@@ -58,13 +60,14 @@ class SearchResponse(BaseModel):
     index_as_of: str
 
 
-# At a million videos a request costs 7.6 ms of the workers' CPU over HTTP, and in-process the query's MiniLM encoding
-# takes p50 10.8 ms against 5.3 ms for both paths and fusion (`./dev.sh bench search_serving`): several times the
-# similar-listings service's cost. Measured at 80% of capacity: with 2 requests admitted at once, 33% are turned away
-# and the accepted ones' p99 is 81 ms; with 8 (the kit's rule of thumb, 60 ms / 7.6 ms), still 26% are turned away
-# and the p99 is 129 ms (242 ms at twice capacity): the waits come from the loop, which the MiniLM encoding blocks.
+# At a million videos a request costs about 7.6 ms of the workers' CPU over HTTP, and in-process the query's MiniLM
+# encoding takes p50 10 ms against 5 ms for both paths and fusion (`./dev.sh bench search_serving`). Chosen by
+# measurement at 80% of capacity and at twice it (README "Video search: serving benchmark"): with the encoding on the
+# event loop, 2 admitted requests turned 33% away at 80% (8 admitted: 26%, and the accepted p99 rose to 129 ms); with
+# the encoding on a thread, 3 admitted turn 20% away, the accepted p99 is 55 ms at 80% and 88 ms at twice capacity
+# (4 admitted: 16% and 76 ms, but 137 ms at twice capacity).
 MAX_QUEUE_MS = 60
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 3
 
 
 @online_service(max_queue_ms=MAX_QUEUE_MS, max_in_flight=MAX_IN_FLIGHT)
@@ -94,7 +97,10 @@ class VideoSearchService:
         from models.text_embeddings import encode
         from models.video_search.text import normalize
 
-        hits = self.engine.search(q, encode([q])[0], k)
+        # The encoding (torch, which releases the GIL) runs off the event loop, so the loop keeps answering and
+        # turning requests away while a query is encoded.
+        vector = (await asyncio.to_thread(encode, [q]))[0]
+        hits = self.engine.search(q, vector, k)
         notes = []
         if not any("text" in h.paths for h in hits):
             notes.append("no word of the query is in the text index: answered from the vector path")
