@@ -36,7 +36,7 @@ def main() -> None:
     from assets.video_search import CASE
     from bench.serving_kit import http_figures, percentiles, served_in_a_temporary_store, temporary_folder
     from models.text_embeddings import TextEmbeddingCache, encode
-    from models.video_search.data import Catalogue, Cutoffs
+    from models.video_search.data import Cutoffs
     from models.video_search.encoders import EncoderConfig, video_inputs
     from models.video_search.pyfunc import log_video_search
     from models.video_search.search import TextIndex, VideoSearch

@@ -9,7 +9,6 @@ import re
 import unicodedata
 
 TOKEN = re.compile(r"[^\W_]+")  # letters and digits of any script
-MAX_QUERY_CHARS = 200
 
 
 @functools.lru_cache(maxsize=1)
