@@ -189,6 +189,14 @@ def case_job(case: str, name: str, *, selection, description: str, run_tags: dic
                                run_tags={CASE_TAG: case, TRIGGER_TAG: "manual", **(run_tags or {})}, **kwargs)
 
 
+def case_definitions(parts: list, **definitions) -> dg.Definitions:
+    """A case's Definitions from its assets and asset checks in one list (as its builders return them), with its
+    jobs, sensors, schedules and resources."""
+    checks = [d for d in parts if isinstance(d, dg.AssetChecksDefinition)]
+    return dg.Definitions(assets=[d for d in parts if not isinstance(d, dg.AssetChecksDefinition)], asset_checks=checks,
+                          **definitions)
+
+
 def tag_run(context, case: str, **tags: str) -> None:
     """Adds tags to the running run; a run launched from an asset's page (no job of ours) also gets its case and its
     manual trigger here."""

@@ -16,7 +16,7 @@ from assets.ad_click.serving import BENTO, PROMOTION_CHECK, build_serving_assets
 from assets.ad_click.settings import AdClickSettings
 from assets.ad_click.streaming import ad_click_stream_consumer_job, ad_click_stream_consumer_schedule
 from assets.ad_click.training import REGISTERED_MODEL, build_training_assets
-from assets.common import case_job
+from assets.common import case_definitions, case_job
 from assets.continual import build_fine_tune_assets, fine_tune_job, fine_tune_schedule
 from assets.case import CaseStudy, EveryPartition, GatedTraining, LatestPartition, Platform
 from assets.release import rollback_job
@@ -107,9 +107,8 @@ def build_definitions(platform: Platform, settings: AdClickSettings) -> dg.Defin
         fine_tune_job(continual),
     ]
     definitions = [*raw, *features, *training, *build_fine_tune_assets(continual), *serving, *monitoring]
-    return dg.Definitions(
-        assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
-        asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
+    return case_definitions(
+        definitions,
         jobs=[*jobs, ad_click_stream_consumer_job],
         sensors=[build_ad_click_drift_sensor(TRAINING_JOB)],
         schedules=[build_retrain_schedule(TRAINING_JOB), fine_tune_schedule(continual), ad_click_stream_consumer_schedule],

@@ -7,7 +7,7 @@ served online as event filtering then ranking on online features."""
 import dagster as dg
 
 from assets.case import CaseStudy, GatedTraining, LatestPartition, Platform
-from assets.common import case_job
+from assets.common import case_definitions, case_job
 from assets.continual import build_fine_tune_assets, fine_tune_job, fine_tune_schedule
 from assets.event_recommendation.continual import fine_tuning
 from assets.event_recommendation.features import build_feature_assets
@@ -65,9 +65,8 @@ def build_definitions(platform: Platform, settings: EventRecommendationSettings)
         rollback_job(GROUP),
         event_recommendation_stream_consumer_job,
     ]
-    return dg.Definitions(
-        assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
-        asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
+    return case_definitions(
+        definitions,
         jobs=jobs,
         sensors=[build_event_recommendation_drift_sensor(TRAINING_JOB)],
         schedules=[

@@ -8,7 +8,7 @@ ranking and re-ranking on online features."""
 import dagster as dg
 
 from assets.case import CaseStudy, GatedTraining, LatestPartition, Platform
-from assets.common import case_job
+from assets.common import case_definitions, case_job
 from assets.continual import build_fine_tune_assets, fine_tune_job, fine_tune_schedule
 from assets.news_feed.continual import fine_tuning
 from assets.news_feed.features import build_feature_assets
@@ -60,9 +60,8 @@ def build_definitions(platform: Platform, settings: NewsFeedSettings) -> dg.Defi
         fine_tune_job(continual),
         rollback_job(GROUP),
     ]
-    return dg.Definitions(
-        assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
-        asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
+    return case_definitions(
+        definitions,
         jobs=jobs,
         sensors=[build_news_feed_drift_sensor(TRAINING_JOB)],
         schedules=[

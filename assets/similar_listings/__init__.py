@@ -6,7 +6,7 @@ listings, judged by the mean rank of the booked listing against popularity and c
 import dagster as dg
 
 from assets.case import CaseStudy, GatedTraining, LatestPartition, Platform
-from assets.common import case_job
+from assets.common import case_definitions, case_job
 from assets.continual import build_fine_tune_assets, fine_tune_job, fine_tune_schedule
 from assets.release import gated_schedule, rollback_job
 from assets.similar_listings.continual import fine_tuning
@@ -56,9 +56,8 @@ def build_definitions(platform: Platform, settings: SimilarListingsSettings) -> 
         fine_tune_job(continual),
         rollback_job(GROUP),
     ]
-    return dg.Definitions(
-        assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
-        asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
+    return case_definitions(
+        definitions,
         jobs=jobs,
         sensors=[build_similar_listings_drift_sensor(TRAINING_JOB)],
         schedules=[

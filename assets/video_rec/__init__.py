@@ -4,7 +4,7 @@ re-ranking rules, judged by precision, recall, mAP, nDCG, diversity and coverage
 
 import dagster as dg
 
-from assets.common import case_job
+from assets.common import case_definitions, case_job
 from assets.case import CaseStudy, GatedTraining, LatestPartition, Platform
 from assets.release import gated_schedule, rollback_job
 from assets.video_rec.monitoring import build_monitoring_assets, build_video_rec_drift_sensor
@@ -59,9 +59,8 @@ def build_definitions(platform: Platform, settings: VideoRecSettings) -> dg.Defi
         ),
         rollback_job(GROUP),
     ]
-    return dg.Definitions(
-        assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
-        asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
+    return case_definitions(
+        definitions,
         jobs=jobs,
         sensors=[build_video_rec_drift_sensor(TRAINING_JOB)],
         schedules=[

@@ -6,7 +6,7 @@ frozen MiniLM and their tuned hybrid; served online."""
 import dagster as dg
 
 from assets.case import CaseStudy, GatedTraining, LatestPartition, Platform
-from assets.common import case_job
+from assets.common import case_definitions, case_job
 from assets.release import gated_schedule, rollback_job
 from assets.video_search.monitoring import REPORT, build_monitoring_assets, build_video_search_drift_sensor
 from assets.video_search.raw import GROUP, build_raw_assets
@@ -51,9 +51,8 @@ def build_definitions(platform: Platform, settings: VideoSearchSettings) -> dg.D
         ),
         rollback_job(GROUP),
     ]
-    return dg.Definitions(
-        assets=[d for d in definitions if not isinstance(d, dg.AssetChecksDefinition)],
-        asset_checks=[d for d in definitions if isinstance(d, dg.AssetChecksDefinition)],
+    return case_definitions(
+        definitions,
         jobs=jobs,
         sensors=[build_video_search_drift_sensor(TRAINING_JOB)],
         schedules=[

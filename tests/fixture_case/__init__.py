@@ -14,7 +14,7 @@ import polars as pl
 from assets.case import BentoSpec, CaseStudy, GatedTraining, InvalidSetting, Platform
 from assets.common import metrics_table
 from assets.raw import build_raw_table
-from assets.common import case_job
+from assets.common import case_definitions, case_job
 from assets.release import PromotionSettings, Scores, build_release_assets, gate, register_challenger, rollback_job
 from assets.resources import MlflowTracking, RawSource
 from expectations.runner import Suite
@@ -132,9 +132,8 @@ def build_definitions(platform: Platform, settings: FixtureSettings) -> dg.Defin
     release = build_release_assets(NAME, REGISTERED_MODEL, "fixture_case_line", "fixture_case_evaluation", CHECK, BENTO,
                                    "The fixture service")
     assets = [*raw, fixture_case_line, fixture_case_evaluation, challenger_beats_champion, *release]
-    return dg.Definitions(
-        assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)],
-        asset_checks=[a for a in assets if isinstance(a, dg.AssetChecksDefinition)],
+    return case_definitions(
+        assets,
         jobs=[case_job(NAME, f"{NAME}_training_job", selection=dg.AssetSelection.groups(NAME),
                        description="Everything: ingest, fit, evaluate, gate, package."),
               rollback_job(NAME)],
