@@ -1,0 +1,253 @@
+"""The network as of a time, and the pairs worth scoring in it.
+
+A `Snapshot` holds only what happened strictly before its `as_of`: members signed up, connections formed, requests
+sent, profiles viewed. Friends of friends are the candidates (the book's cut from every member to a few hundred),
+capped per member by mutual-friend count; each candidate pair gets its features from the snapshot alone:
+
+- pair: mutual friends, Adamic-Adar, resource allocation, Jaccard, time-discounted mutual friends (each mutual friend
+  counts exp(-age/30 days) for each of the two connections), shared school, company, city and industry (standardized),
+  views each way (all and the last 14 days), ignored requests between them;
+- each member: connections, account age, new connections, requests sent and views given in the last 14 days,
+  requests received and the share accepted, views received.
+
+Work is done in chunks of members so that memory stays flat at any size (bench/pymk_batch.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from models.people_you_may_know.standardize import ATTRIBUTES
+
+RECENT = timedelta(days=14)
+DISCOUNT_DAYS = 30.0
+NODE_FEATURES = ("log_connections", "account_age_days", "new_connections_14d", "requests_sent_14d",
+                 "requests_received", "acceptance_rate", "views_given_14d", "views_received")
+PAIR_FEATURES = ("mutual_friends", "adamic_adar", "resource_allocation", "jaccard", "discounted_mutual", "same_school",
+                 "same_company", "same_city", "same_industry", "views_to", "views_from", "recent_views_to",
+                 "recent_views_from", "ignored_requests")
+CHUNK = 2_000
+
+
+def _seconds(column: pl.Series) -> np.ndarray:
+    return column.dt.epoch("us").to_numpy() / 1e6
+
+
+def _matrix(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n: int) -> sp.csr_matrix:
+    matrix = sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=(n, n))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def complete_users(users: pl.DataFrame) -> pl.DataFrame:
+    """Members with every optional column of the contract (a missing one is all unknown)."""
+    missing = [pl.lit(None, dtype=pl.String).alias(a) for a in ATTRIBUTES if a not in users.columns]
+    if "signup_ts" not in users.columns:
+        missing.append(pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("signup_ts"))
+    return users.with_columns(missing) if missing else users
+
+
+@dataclass
+class Snapshot:
+    as_of: datetime
+    ids: np.ndarray  # member ids by index
+    index: dict[str, int]
+    adjacency: sp.csr_matrix  # symmetric 0/1
+    recency: sp.csr_matrix  # symmetric: exp(-age / DISCOUNT_DAYS) of each connection
+    views: sp.csr_matrix  # viewer x viewed: all views
+    recent_views: sp.csr_matrix  # ... in the last 14 days
+    ignored: sp.csr_matrix  # symmetric: requests either way not accepted
+    node: np.ndarray  # members x NODE_FEATURES
+    categories: np.ndarray  # members x ATTRIBUTES: 0 unknown, else 1 + the value's code
+    last_event: datetime | None  # the latest event the snapshot read (the leakage audit's)
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    @property
+    def degree(self) -> np.ndarray:
+        return np.asarray(self.adjacency.sum(axis=1)).ravel()
+
+    @classmethod
+    def build(cls, users: pl.DataFrame, connections: pl.DataFrame, requests: pl.DataFrame, profile_views: pl.DataFrame,
+              as_of: datetime, vocabulary: dict[str, list[str]]) -> Snapshot:
+        """`users` standardized (canonical ids); `vocabulary` the canonical ids each attribute's codes follow."""
+        before = lambda frame: frame.filter(pl.col("ts") < as_of)
+        users = complete_users(users)
+        members = users.filter(pl.col("signup_ts").is_null() | (pl.col("signup_ts") < as_of)).sort("user_id")
+        ids = members["user_id"].to_numpy()
+        index = {u: i for i, u in enumerate(ids.tolist())}
+        n = len(ids)
+        now = as_of.timestamp()
+
+        def indexed(frame: pl.DataFrame, a: str, b: str) -> pl.DataFrame:
+            lookup = pl.DataFrame({"id": ids, "i": np.arange(n, dtype=np.int64)})
+            return (frame.join(lookup.rename({"id": a, "i": "ia"}), on=a).join(lookup.rename({"id": b, "i": "ib"}), on=b)
+                    .filter(pl.col("ia") != pl.col("ib")))
+
+        edges = indexed(before(connections), "user_a", "user_b").with_columns(
+            lo=pl.min_horizontal("ia", "ib"), hi=pl.max_horizontal("ia", "ib")).sort("ts").unique(["lo", "hi"], keep="first")
+        lo, hi = edges["lo"].to_numpy(), edges["hi"].to_numpy()
+        age_days = (now - _seconds(edges["ts"])) / 86_400
+        both = lambda x: np.concatenate([x, x])
+        adjacency = _matrix(np.concatenate([lo, hi]), np.concatenate([hi, lo]), np.ones(2 * len(lo)), n)
+        recency = _matrix(np.concatenate([lo, hi]), np.concatenate([hi, lo]), both(np.exp(-age_days / DISCOUNT_DAYS)), n)
+
+        seen = indexed(before(profile_views), "viewer", "viewed")
+        recent_seen = seen.filter(pl.col("ts") >= as_of - RECENT)
+        views = _matrix(seen["ia"].to_numpy(), seen["ib"].to_numpy(), np.ones(seen.height), n)
+        recent_views = _matrix(recent_seen["ia"].to_numpy(), recent_seen["ib"].to_numpy(), np.ones(recent_seen.height), n)
+        asked = indexed(before(requests), "from_user", "to_user")
+        refused = asked.filter(~pl.col("accepted").fill_null(False))
+        ra, rb = refused["ia"].to_numpy(), refused["ib"].to_numpy()
+        ignored = _matrix(np.concatenate([ra, rb]), np.concatenate([rb, ra]), np.ones(2 * len(ra)), n)
+
+        degree = np.asarray(adjacency.sum(axis=1)).ravel()
+        recent_edges = edges.filter(pl.col("ts") >= as_of - RECENT)
+        new_connections = np.bincount(np.concatenate([recent_edges["lo"].to_numpy(), recent_edges["hi"].to_numpy()]),
+                                      minlength=n)
+        recent_asked = asked.filter(pl.col("ts") >= as_of - RECENT)
+        received = np.bincount(asked["ib"].to_numpy(), minlength=n)
+        accepted = np.bincount(asked["ib"].to_numpy(), weights=asked["accepted"].fill_null(False).cast(pl.Float64).to_numpy(),
+                               minlength=n)
+        signup = members["signup_ts"]
+        account_age = np.where(signup.is_null().to_numpy(), np.nan, (now - np.nan_to_num(_seconds(signup))) / 86_400)
+        node = np.column_stack([
+            np.log1p(degree), account_age, new_connections, np.bincount(recent_asked["ia"].to_numpy(), minlength=n),
+            received, (accepted + 1) / (received + 2), np.asarray(recent_views.sum(axis=1)).ravel(),
+            np.asarray(views.sum(axis=0)).ravel(),
+        ]).astype(np.float32)
+        categories = np.zeros((n, len(ATTRIBUTES)), dtype=np.int64)
+        for j, attribute in enumerate(ATTRIBUTES):
+            codes = {v: i + 1 for i, v in enumerate(vocabulary.get(attribute, []))}
+            if attribute in members.columns:
+                categories[:, j] = [codes.get(v, 0) for v in members[attribute].to_list()]
+        last = [frame["ts"].max() for frame in (edges, seen, asked) if frame.height]
+        return cls(as_of, ids, index, adjacency, recency, views, recent_views, ignored, node, categories,
+                   max(last) if last else None)
+
+    def new_edges(self, connections: pl.DataFrame, days: int) -> pl.DataFrame:
+        """Connections formed in [as_of, as_of + days) between members of the snapshot who were not connected: the
+        labels (lo < hi, indices)."""
+        window = connections.filter((pl.col("ts") >= self.as_of) & (pl.col("ts") < self.as_of + timedelta(days=days)))
+        lookup = pl.DataFrame({"id": self.ids, "i": np.arange(self.size, dtype=np.int64)})
+        pairs = (window.join(lookup.rename({"id": "user_a", "i": "ia"}), on="user_a")
+                 .join(lookup.rename({"id": "user_b", "i": "ib"}), on="user_b").filter(pl.col("ia") != pl.col("ib"))
+                 .select(lo=pl.min_horizontal("ia", "ib"), hi=pl.max_horizontal("ia", "ib"), ts="ts").unique(["lo", "hi"]))
+        existing = np.asarray(self.adjacency[pairs["lo"].to_numpy(), pairs["hi"].to_numpy()]).ravel() if pairs.height else np.array([])
+        return pairs.filter(pl.Series(existing == 0)) if pairs.height else pairs
+
+
+def _gather(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.float32)
+    return np.asarray(matrix[rows, cols]).ravel().astype(np.float32)
+
+
+def candidates(snapshot: Snapshot, members: np.ndarray, cap: int) -> dict[str, np.ndarray]:
+    """Friends of friends of `members` (indices) who are not already their friends, at most `cap` each (most mutual
+    friends first; ties by Adamic-Adar), with the pair features: {"u", "v", *PAIR_FEATURES}."""
+    A, n = snapshot.adjacency, snapshot.size
+    degree = snapshot.degree
+    block = A[members]
+    weights = {
+        "mutual_friends": np.ones(n, dtype=np.float32),
+        "adamic_adar": (1 / np.log(np.maximum(degree, 2))).astype(np.float32),
+        "resource_allocation": (1 / np.maximum(degree, 1)).astype(np.float32),
+    }
+    products = {name: (block @ sp.diags(w) @ A).tocoo() for name, w in weights.items()}
+    products["discounted_mutual"] = (snapshot.recency[members] @ snapshot.recency).tocoo()
+    for coo in products.values():  # one sparsity pattern (every weight is positive): align the entries
+        order = np.lexsort((coo.col, coo.row))
+        coo.row, coo.col, coo.data = coo.row[order], coo.col[order], coo.data[order]
+    base = products["mutual_friends"]
+    r, v = base.row.astype(np.int64), base.col.astype(np.int64)
+    u = members[r]
+    friends = block.tocoo()
+    friend_keys = np.sort(friends.row.astype(np.int64) * n + friends.col)
+    keys = r * n + v
+    keep = (v != u) & ~np.isin(keys, friend_keys, assume_unique=False)
+    values = {name: coo.data[keep] for name, coo in products.items()}
+    r, u, v = r[keep], u[keep], v[keep]
+    # The cap: most mutual friends first, then Adamic-Adar.
+    order = np.lexsort((-values["adamic_adar"], -values["mutual_friends"], r))
+    r, u, v = r[order], u[order], v[order]
+    values = {name: x[order] for name, x in values.items()}
+    starts = np.searchsorted(r, r, side="left")
+    rank = np.arange(len(r)) - starts
+    keep = rank < cap
+    u, v = u[keep], v[keep]
+    values = {name: x[keep] for name, x in values.items()}
+    mutual = values["mutual_friends"]
+    features = {
+        **values,
+        "jaccard": mutual / np.maximum(degree[u] + degree[v] - mutual, 1),
+        **{f"same_{a}": ((snapshot.categories[u, j] == snapshot.categories[v, j]) & (snapshot.categories[u, j] > 0)).astype(np.float32)
+           for j, a in enumerate(ATTRIBUTES)},
+        "views_to": _gather(snapshot.views, u, v),
+        "views_from": _gather(snapshot.views, v, u),
+        "recent_views_to": _gather(snapshot.recent_views, u, v),
+        "recent_views_from": _gather(snapshot.recent_views, v, u),
+        "ignored_requests": _gather(snapshot.ignored, u, v),
+    }
+    return {"u": u, "v": v, **{name: np.asarray(features[name], dtype=np.float32) for name in PAIR_FEATURES}}
+
+
+def chunks(members: np.ndarray, size: int = CHUNK):
+    for begin in range(0, len(members), size):
+        yield members[begin:begin + size]
+
+
+def all_candidates(snapshot: Snapshot, members: np.ndarray, cap: int) -> dict[str, np.ndarray]:
+    parts = [candidates(snapshot, chunk, cap) for chunk in chunks(members)]
+    if not parts:
+        return {"u": np.zeros(0, np.int64), "v": np.zeros(0, np.int64), **{f: np.zeros(0, np.float32) for f in PAIR_FEATURES}}
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def labels(pairs: dict[str, np.ndarray], new_edges: pl.DataFrame, n: int) -> np.ndarray:
+    """1 where the candidate pair connected in the label window."""
+    positive = np.sort(new_edges["lo"].to_numpy().astype(np.int64) * n + new_edges["hi"].to_numpy())
+    lo, hi = np.minimum(pairs["u"], pairs["v"]), np.maximum(pairs["u"], pairs["v"])
+    return np.isin(lo * n + hi, positive).astype(np.int8)
+
+
+def attribute_groups(snapshot: Snapshot) -> list[dict[int, np.ndarray]]:
+    """Per attribute, the members holding each value (code > 0)."""
+    groups = []
+    for j in range(len(ATTRIBUTES)):
+        codes = snapshot.categories[:, j]
+        order = np.argsort(codes, kind="stable")
+        values, starts = np.unique(codes[order], return_index=True)
+        groups.append({int(c): g for c, g in zip(values, np.split(order, starts[1:])) if c > 0})
+    return groups
+
+
+def shared_attribute_suggestions(snapshot: Snapshot, member: int, k: int, groups: list[dict[int, np.ndarray]],
+                                 codes: np.ndarray | None = None) -> list[tuple[int, float, int]]:
+    """For a member without connections (or a new one with `codes`): members sharing the most of school, company and
+    city, industry breaking ties, the better connected first. (index, score, attributes shared of the three)."""
+    codes = snapshot.categories[member] if codes is None else codes
+    found, weights = [], []
+    for j, code in enumerate(codes):
+        members = groups[j].get(int(code)) if code > 0 else None
+        if members is not None:
+            found.append(members)
+            weights.append(np.full(len(members), 1.0 if j < 3 else 0.25))
+    if not found:
+        return []
+    candidates = np.concatenate(found)
+    shared = np.bincount(candidates, weights=np.concatenate(weights), minlength=snapshot.size)
+    if member >= 0:
+        shared[member] = 0
+    main = np.floor(shared)
+    holders = np.flatnonzero(main >= 1)
+    score = shared[holders] + 0.01 * np.log1p(snapshot.degree[holders])
+    best = holders[np.argsort(-score, kind="stable")[:k]]
+    return [(int(i), float(shared[i] + 0.01 * np.log1p(snapshot.degree[i])), int(main[i])) for i in best]
