@@ -57,7 +57,7 @@ class PeopleYouMayKnowSplit(dg.ConfigurableResource):
 
 class PeopleYouMayKnowTraining(dg.ConfigurableResource):
     dim: int = 64
-    epochs: int = 20
+    epochs: int = 12
 
 
 class PeopleYouMayKnowBatch(dg.ConfigurableResource):

@@ -25,7 +25,7 @@ class PeopleYouMayKnowSettings:
     suggestions: int = 20  # per member, written by the batch
     active_days: int = 28  # the batch suggests for members active in these days before the snapshot
     dim: int = 64  # GraphSAGE's member vectors
-    epochs: int = 20  # at most: validation mAP@10 picks the best
+    epochs: int = 12  # at most: validation mAP@10 picks the best
     drift: str = "none"  # simulator only: campus@DAY or spam@DAY (0-based day it starts)
 
     def __post_init__(self):

@@ -163,17 +163,25 @@ def candidates(snapshot: Snapshot, members: np.ndarray, cap: int) -> dict[str, n
     }
     products = {name: (block @ sp.diags(w) @ A).tocoo() for name, w in weights.items()}
     products["discounted_mutual"] = (snapshot.recency[members] @ snapshot.recency).tocoo()
-    for coo in products.values():  # one sparsity pattern (every weight is positive): align the entries
-        order = np.lexsort((coo.col, coo.row))
-        coo.row, coo.col, coo.data = coo.row[order], coo.col[order], coo.data[order]
     base = products["mutual_friends"]
-    r, v = base.row.astype(np.int64), base.col.astype(np.int64)
+    order = np.lexsort((base.col, base.row))
+    r, v = base.row[order].astype(np.int64), base.col[order].astype(np.int64)
+    keys = r * n + v
+    aligned = {}
+    for name, coo in products.items():
+        # Align every product to the mutual-friend pattern: a weight can underflow to zero (an old connection's
+        # discount), which drops the entry from that product only.
+        own = coo.row.astype(np.int64) * n + coo.col
+        order = np.argsort(own, kind="stable")
+        own, data = own[order], coo.data[order]
+        at = np.minimum(np.searchsorted(own, keys), max(len(own) - 1, 0))
+        aligned[name] = (np.where(own[at] == keys, data[at], 0.0).astype(np.float32) if len(own)
+                         else np.zeros(len(keys), np.float32))
     u = members[r]
     friends = block.tocoo()
     friend_keys = np.sort(friends.row.astype(np.int64) * n + friends.col)
-    keys = r * n + v
     keep = (v != u) & ~np.isin(keys, friend_keys, assume_unique=False)
-    values = {name: coo.data[keep] for name, coo in products.items()}
+    values = {name: x[keep] for name, x in aligned.items()}
     r, u, v = r[keep], u[keep], v[keep]
     # The cap: most mutual friends first, then Adamic-Adar.
     order = np.lexsort((-values["adamic_adar"], -values["mutual_friends"], r))
@@ -184,9 +192,14 @@ def candidates(snapshot: Snapshot, members: np.ndarray, cap: int) -> dict[str, n
     keep = rank < cap
     u, v = u[keep], v[keep]
     values = {name: x[keep] for name, x in values.items()}
-    mutual = values["mutual_friends"]
+    return {"u": u, "v": v, **_pair_features(snapshot, u, v, values)}
+
+
+def _pair_features(snapshot: Snapshot, u: np.ndarray, v: np.ndarray, counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    degree = snapshot.degree
+    mutual = counts["mutual_friends"]
     features = {
-        **values,
+        **counts,
         "jaccard": mutual / np.maximum(degree[u] + degree[v] - mutual, 1),
         **{f"same_{a}": ((snapshot.categories[u, j] == snapshot.categories[v, j]) & (snapshot.categories[u, j] > 0)).astype(np.float32)
            for j, a in enumerate(ATTRIBUTES)},
@@ -196,7 +209,30 @@ def candidates(snapshot: Snapshot, members: np.ndarray, cap: int) -> dict[str, n
         "recent_views_from": _gather(snapshot.recent_views, v, u),
         "ignored_requests": _gather(snapshot.ignored, u, v),
     }
-    return {"u": u, "v": v, **{name: np.asarray(features[name], dtype=np.float32) for name in PAIR_FEATURES}}
+    return {name: np.asarray(features[name], dtype=np.float32) for name in PAIR_FEATURES}
+
+
+def pair_features(snapshot: Snapshot, u: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
+    """The features of given pairs (indices), as `candidates` computes them for friends of friends."""
+    A, degree = snapshot.adjacency, snapshot.degree
+    common = lambda left, right, weight=None: np.asarray(  # noqa: E731
+        (left[u].multiply(right[v]) if weight is None else left[u].multiply(right[v]).multiply(weight[None, :])).sum(axis=1)
+    ).ravel().astype(np.float32)
+    counts = {
+        "mutual_friends": common(A, A),
+        "adamic_adar": common(A, A, (1 / np.log(np.maximum(degree, 2))).astype(np.float32)),
+        "resource_allocation": common(A, A, (1 / np.maximum(degree, 1)).astype(np.float32)),
+        "discounted_mutual": common(snapshot.recency, snapshot.recency),
+    }
+    return {"u": u, "v": v, **_pair_features(snapshot, u, v, counts)}
+
+
+def chunk_size(snapshot: Snapshot, paths_per_chunk: int = 4_000_000) -> int:
+    """Members per chunk so that a chunk's two-step paths (what the sparse products hold before the cap) stay near
+    `paths_per_chunk`: memory stays flat whatever the graph's density."""
+    degree = snapshot.degree
+    paths_per_member = float((degree ** 2).sum() / max(1, (degree > 0).sum()))
+    return int(min(CHUNK, max(50, paths_per_chunk / max(paths_per_member, 1.0))))
 
 
 def chunks(members: np.ndarray, size: int = CHUNK):
@@ -205,7 +241,7 @@ def chunks(members: np.ndarray, size: int = CHUNK):
 
 
 def all_candidates(snapshot: Snapshot, members: np.ndarray, cap: int) -> dict[str, np.ndarray]:
-    parts = [candidates(snapshot, chunk, cap) for chunk in chunks(members)]
+    parts = [candidates(snapshot, chunk, cap) for chunk in chunks(members, chunk_size(snapshot))]
     if not parts:
         return {"u": np.zeros(0, np.int64), "v": np.zeros(0, np.int64), **{f: np.zeros(0, np.float32) for f in PAIR_FEATURES}}
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

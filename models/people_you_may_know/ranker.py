@@ -146,10 +146,10 @@ def train_xgboost(train_x: np.ndarray, train_y: np.ndarray, valid_x: np.ndarray,
 class GraphSageParams:
     dim: int = 64
     attribute_dim: int = 16
-    epochs: int = 30  # at most: validation mAP@10 picks the best
+    epochs: int = 12  # at most: validation mAP@10 picks the best
     negatives: int = 20  # non-connecting friends of friends per positive, drawn each epoch
-    batch_pairs: int = 4_096
-    learning_rate: float = 0.01
+    batch_pairs: int = 512
+    learning_rate: float = 0.005
     weight_decay: float = 1e-5
     seed: int = 0
 

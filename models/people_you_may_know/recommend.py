@@ -21,7 +21,9 @@ from models.people_you_may_know.graph import (
     Snapshot,
     attribute_groups,
     candidates,
+    chunk_size,
     chunks,
+    complete_users,
     shared_attribute_suggestions,
 )
 from models.people_you_may_know.ranker import EdgeModel
@@ -73,6 +75,7 @@ def active_members(snapshot: Snapshot, connections: pl.DataFrame, requests: pl.D
     """Members who connected, sent or answered a request, viewed a profile or signed up in the `days` before the
     snapshot (indices)."""
     since = snapshot.as_of - timedelta(days=days)
+    users = complete_users(users)
     recent = lambda frame: frame.filter((pl.col("ts") >= since) & (pl.col("ts") < snapshot.as_of))
     ids = pl.concat([
         recent(connections).select(pl.col("user_a").alias("id")), recent(connections).select(pl.col("user_b").alias("id")),
@@ -104,7 +107,7 @@ def recommend(recommender: Recommender, snapshot: Snapshot, members: np.ndarray,
     groups = attribute_groups(snapshot)
     rows: dict[str, list] = {name: [] for name in SUGGESTION_SCHEMA}
     done = 0
-    for chunk in chunks(members):
+    for chunk in chunks(members, chunk_size(snapshot)):
         started = time.perf_counter()
         pairs = candidates(snapshot, chunk[degree[chunk] > 0], recommender.candidate_cap)
         stats.add("candidates and features", time.perf_counter() - started)

@@ -57,3 +57,9 @@ def served_news_feed(served_cases):
 def served_video_search(served_cases):
     served = served_cases.get("video_search")
     return {"url": served.url, "process": served.process, "version": served.version, "settings": served.settings}
+
+
+@pytest.fixture(scope="session")
+def served_people_you_may_know(served_cases):
+    served = served_cases.get("people_you_may_know")
+    return {"url": served.url, "process": served.process, "version": served.version, "settings": served.settings}
