@@ -57,7 +57,7 @@ def network(members: int, connections: int, seed: int = 5):
                          schema_overrides={"signup_ts": pl.Datetime("us", "UTC")})
     weight = rng.lognormal(0, 0.8, size=members)
     by_community = [np.flatnonzero(community == c) for c in range(communities)]
-    drawn = int(connections * 1.15)  # duplicates and self-pairs are dropped below
+    drawn = int(connections * 1.4)  # duplicates and self-pairs are dropped below
     a = rng.choice(members, size=drawn, p=weight / weight.sum())
     inside = rng.random(drawn) < 0.8
     b = rng.choice(members, size=drawn, p=weight / weight.sum())

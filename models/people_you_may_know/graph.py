@@ -97,7 +97,8 @@ class Snapshot:
         age_days = (now - _seconds(edges["ts"])) / 86_400
         both = lambda x: np.concatenate([x, x])
         adjacency = _matrix(np.concatenate([lo, hi]), np.concatenate([hi, lo]), np.ones(2 * len(lo)), n)
-        recency = _matrix(np.concatenate([lo, hi]), np.concatenate([hi, lo]), both(np.exp(-age_days / DISCOUNT_DAYS)), n)
+        discount = np.maximum(np.exp(-age_days / DISCOUNT_DAYS), 1e-12)  # never 0: one sparsity pattern for all
+        recency = _matrix(np.concatenate([lo, hi]), np.concatenate([hi, lo]), both(discount), n)
 
         seen = indexed(before(profile_views), "viewer", "viewed")
         recent_seen = seen.filter(pl.col("ts") >= as_of - RECENT)
@@ -150,6 +151,27 @@ def _gather(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.asarray(matrix[rows, cols]).ravel().astype(np.float32)
 
 
+def _aligned(products: dict[str, sp.csr_matrix]) -> dict[str, np.ndarray]:
+    """Each product's values at the mutual-friend product's entries. Every weight is positive, so the patterns are
+    one and scipy lays them out alike; should a weight underflow to zero (an old connection's discount) and drop an
+    entry from one product, that product is matched by key instead."""
+    base = products["mutual_friends"]
+    values = {}
+    for name, product in products.items():
+        if np.array_equal(product.indptr, base.indptr) and np.array_equal(product.indices, base.indices):
+            values[name] = product.data.astype(np.float32)
+            continue
+        width = base.shape[1]
+        keys = np.repeat(np.arange(base.shape[0], dtype=np.int64), np.diff(base.indptr)) * width + base.indices
+        own = np.repeat(np.arange(product.shape[0], dtype=np.int64), np.diff(product.indptr)) * width + product.indices
+        order = np.argsort(own, kind="stable")
+        own, data = own[order], product.data[order]
+        at = np.minimum(np.searchsorted(own, keys), max(len(own) - 1, 0))
+        values[name] = (np.where(own[at] == keys, data[at], 0.0).astype(np.float32) if len(own)
+                        else np.zeros(len(keys), np.float32))
+    return values
+
+
 def candidates(snapshot: Snapshot, members: np.ndarray, cap: int) -> dict[str, np.ndarray]:
     """Friends of friends of `members` (indices) who are not already their friends, at most `cap` each (most mutual
     friends first; ties by Adamic-Adar), with the pair features: {"u", "v", *PAIR_FEATURES}."""
@@ -161,38 +183,31 @@ def candidates(snapshot: Snapshot, members: np.ndarray, cap: int) -> dict[str, n
         "adamic_adar": (1 / np.log(np.maximum(degree, 2))).astype(np.float32),
         "resource_allocation": (1 / np.maximum(degree, 1)).astype(np.float32),
     }
-    products = {name: (block @ sp.diags(w) @ A).tocoo() for name, w in weights.items()}
-    products["discounted_mutual"] = (snapshot.recency[members] @ snapshot.recency).tocoo()
+    products = {name: (block @ sp.diags(w) @ A).tocsr() for name, w in weights.items()}
+    products["discounted_mutual"] = (snapshot.recency[members] @ snapshot.recency).tocsr()
+    values = _aligned(products)
     base = products["mutual_friends"]
-    order = np.lexsort((base.col, base.row))
-    r, v = base.row[order].astype(np.int64), base.col[order].astype(np.int64)
-    keys = r * n + v
-    aligned = {}
-    for name, coo in products.items():
-        # Align every product to the mutual-friend pattern: a weight can underflow to zero (an old connection's
-        # discount), which drops the entry from that product only.
-        own = coo.row.astype(np.int64) * n + coo.col
-        order = np.argsort(own, kind="stable")
-        own, data = own[order], coo.data[order]
-        at = np.minimum(np.searchsorted(own, keys), max(len(own) - 1, 0))
-        aligned[name] = (np.where(own[at] == keys, data[at], 0.0).astype(np.float32) if len(own)
-                         else np.zeros(len(keys), np.float32))
-    u = members[r]
-    friends = block.tocoo()
-    friend_keys = np.sort(friends.row.astype(np.int64) * n + friends.col)
-    keep = (v != u) & ~np.isin(keys, friend_keys, assume_unique=False)
-    values = {name: x[keep] for name, x in aligned.items()}
-    r, u, v = r[keep], u[keep], v[keep]
-    # The cap: most mutual friends first, then Adamic-Adar.
-    order = np.lexsort((-values["adamic_adar"], -values["mutual_friends"], r))
-    r, u, v = r[order], u[order], v[order]
-    values = {name: x[order] for name, x in values.items()}
-    starts = np.searchsorted(r, r, side="left")
-    rank = np.arange(len(r)) - starts
-    keep = rank < cap
-    u, v = u[keep], v[keep]
-    values = {name: x[keep] for name, x in values.items()}
-    return {"u": u, "v": v, **_pair_features(snapshot, u, v, values)}
+    indptr, v = base.indptr, base.indices.astype(np.int64)
+    r = np.repeat(np.arange(len(members), dtype=np.int64), np.diff(indptr))
+    # Friends and the member themselves are not candidates: a dense mask of the chunk's rows (the chunk is sized so
+    # that this stays small).
+    excluded = np.zeros((len(members), n), dtype=bool)
+    excluded[np.repeat(np.arange(len(members)), np.diff(block.indptr)), block.indices] = True
+    excluded[np.arange(len(members)), members] = True
+    # Most mutual friends first, then Adamic-Adar (below 1.45 a mutual friend, so it only breaks ties).
+    key = values["mutual_friends"].astype(np.float64) * 1e4 + values["adamic_adar"]
+    key[excluded[r, v]] = -1.0
+    chosen = []
+    for row in range(len(members)):
+        begin, end = indptr[row], indptr[row + 1]
+        if end - begin <= cap:
+            chosen.append(np.arange(begin, end))
+        else:
+            chosen.append(begin + np.argpartition(-key[begin:end], cap - 1)[:cap])
+    chosen = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    chosen = np.sort(chosen[key[chosen] >= 0])
+    u, v = members[r[chosen]], v[chosen]
+    return {"u": u, "v": v, **_pair_features(snapshot, u, v, {name: x[chosen] for name, x in values.items()})}
 
 
 def _pair_features(snapshot: Snapshot, u: np.ndarray, v: np.ndarray, counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -227,12 +242,14 @@ def pair_features(snapshot: Snapshot, u: np.ndarray, v: np.ndarray) -> dict[str,
     return {"u": u, "v": v, **_pair_features(snapshot, u, v, counts)}
 
 
-def chunk_size(snapshot: Snapshot, paths_per_chunk: int = 4_000_000) -> int:
+def chunk_size(snapshot: Snapshot, paths_per_chunk: int = 4_000_000, mask_cells: int = 50_000_000) -> int:
     """Members per chunk so that a chunk's two-step paths (what the sparse products hold before the cap) stay near
-    `paths_per_chunk`: memory stays flat whatever the graph's density."""
+    `paths_per_chunk` and its friends mask near `mask_cells`: memory stays flat whatever the graph's size and
+    density."""
     degree = snapshot.degree
     paths_per_member = float((degree ** 2).sum() / max(1, (degree > 0).sum()))
-    return int(min(CHUNK, max(50, paths_per_chunk / max(paths_per_member, 1.0))))
+    by_paths = paths_per_chunk / max(paths_per_member, 1.0)
+    return int(min(CHUNK, max(50, min(by_paths, mask_cells / max(snapshot.size, 1)))))
 
 
 def chunks(members: np.ndarray, size: int = CHUNK):

@@ -15,10 +15,12 @@ import numpy as np
 import polars as pl
 
 from models.drift import Described, Distribution, Level, LiveMetric, Monitors
-from models.people_you_may_know.recommend import Recommender, recommend
+from models.people_you_may_know.recommend import FRIENDS_OF_FRIENDS, Recommender, active_members, recommend
 
 DAY = timedelta(days=1)
 LIVE_K = 20
+ACTIVE_DAYS = 28
+SAMPLE = 300  # active members whose best suggestion's score describes the champion's confidence that day
 
 MONITORS = Monitors(
     distributions=(
@@ -50,12 +52,16 @@ def _describe(recommender: Recommender, users: pl.DataFrame, connections: pl.Dat
     shared = (((snapshot.categories[lo] == snapshot.categories[hi]) & (snapshot.categories[lo] > 0))[:, :3].sum(axis=1)
               if len(lo) else np.zeros(0))
     senders = np.array([snapshot.index[s] for s in sent["from_user"].to_list() if s in snapshot.index], dtype=np.int64)
-    members = np.unique(np.concatenate([lo, hi]))
+    active = active_members(snapshot, connections, requests, profile_views, users, ACTIVE_DAYS)
+    sample = np.random.default_rng(int(start.timestamp()) // 86_400).permutation(active)[:SAMPLE]
+    members = np.unique(np.concatenate([lo, hi, sample]))
     suggestions, _ = recommend(recommender, snapshot, members, LIVE_K)
     suggested = {(u, v) for u, v in suggestions.select("user_id", "suggested_id").iter_rows()}
     ids = snapshot.ids
     hits = [float((ids[a], ids[b]) in suggested or (ids[b], ids[a]) in suggested) for a, b in zip(lo, hi)]
-    top = suggestions.filter(pl.col("rank") == 1, pl.col("source") != "shared school, company or city")["score"].to_list()
+    sampled = set(ids[sample].tolist())
+    top = suggestions.filter(pl.col("rank") == 1, pl.col("source") == FRIENDS_OF_FRIENDS,
+                             pl.col("user_id").is_in(sampled))["score"].to_list()
     described = Described(
         distributions={
             "mutual_friends": mutual.astype(float).tolist(),

@@ -275,3 +275,32 @@ def test_too_short_data_names_the_setting_to_change(world):
     sparse = world.connections.filter(pl.col("ts").dt.date() != last - timedelta(days=1))  # a day without connections
     with pytest.raises(ValueError, match="MLSD_PEOPLE_YOU_MAY_KNOW_LABEL_DAYS higher"):
         Cutoffs.from_connections(sparse, 1)
+
+
+def test_the_day_description_alarms_when_spam_requests_start_and_not_on_a_stable_day():
+    """The drift kit's judgement of a day on the case's description: from the day 2% of members start spraying
+    requests at strangers (spam@28), requests jump and the share accepted falls, which raises the alarm; the day
+    before does not."""
+    from models.drift import judge_day
+    from models.people_you_may_know.monitoring import MONITORS, describe_day, describe_days
+    from models.people_you_may_know.ranker import XGBoostParams
+
+    world = simulate(SimulationConfig(users=900, n_days=35, drift_kind="spam", drift_day=28))
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    before = world.connections.filter(pl.col("ts") < start + timedelta(days=28))
+    cutoffs = Cutoffs.from_connections(before, 7)
+    data = PymkData.prepare(world.users, before, world.requests, world.profile_views, cutoffs, 200)
+    recommender = Recommender(fit_xgboost(data, XGBoostParams()).model, data.standardizer, data.vocabulary)
+    tables = (world.users, world.connections, world.requests, world.profile_views)
+    reference = describe_days(recommender, *tables, cutoffs.test, cutoffs.end)
+    assert reference.live["hit_rate_at_20"] > 0.1
+
+    def judged(day: int):
+        described = describe_day(recommender, *tables, start + timedelta(days=day))
+        current = {**described.distributions, **{k: v[0] for k, v in described.levels.items()}}
+        return judge_day(described.days[0], MONITORS, reference.distributions, current, reference.levels,
+                         described.live, reference.live)
+
+    stable, drifted = judged(27), judged(30)
+    assert not stable.alarm, stable.messages
+    assert drifted.alarm and any("requests" in m or "acceptance_rate" in m for m in drifted.messages), drifted.messages
