@@ -205,8 +205,10 @@ def candidates(snapshot: Snapshot, members: np.ndarray, cap: int) -> dict[str, n
         else:
             chosen.append(begin + np.argpartition(-key[begin:end], cap - 1)[:cap])
     chosen = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
-    chosen = np.sort(chosen[key[chosen] >= 0])
+    chosen = chosen[key[chosen] >= 0]
     u, v = members[r[chosen]], v[chosen]
+    order = np.lexsort((v, u))  # a canonical order, so that ties in any score break the same way every run
+    chosen, u, v = chosen[order], u[order], v[order]
     return {"u": u, "v": v, **_pair_features(snapshot, u, v, {name: x[chosen] for name, x in values.items()})}
 
 
