@@ -152,6 +152,7 @@ class GraphSageParams:
     learning_rate: float = 0.005
     weight_decay: float = 1e-5
     seed: int = 0
+    pair_network: bool = True  # False: the book's decoder alone (the dot product), for comparison
 
 
 def _network(vocabulary_sizes: list[int], node_width: int, pair_width: int, params: GraphSageParams):
@@ -176,7 +177,8 @@ def _network(vocabulary_sizes: list[int], node_width: int, pair_width: int, para
             return self.conv2(x, adjacency)
 
         def score(self, z, u, v, pair):
-            return (z[u] * z[v]).sum(dim=1) / z.shape[1] ** 0.5 + self.pair(pair).squeeze(1)
+            dot = (z[u] * z[v]).sum(dim=1) / z.shape[1] ** 0.5
+            return dot + self.pair(pair).squeeze(1) if params.pair_network else dot
 
     return LinkPredictor()
 

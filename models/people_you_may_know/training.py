@@ -182,7 +182,7 @@ def compare(data: PymkData, models: dict[str, EdgeModel], truth: tuple[pl.DataFr
     margins = {}
     for name in models:
         if judged is not None and len(judged) >= 2:
-            margins[f"{APPROACHES[name]} - {APPROACHES[best].removesuffix(' (baseline)')}"] = paired_bootstrap(
+            margins[f"{APPROACHES.get(name, name)} - {APPROACHES[best].removesuffix(' (baseline)')}"] = paired_bootstrap(
                 units[name], units[best])
     return Comparison(reports, units, test.snapshot.ids[judged] if judged is not None else np.array([]), margins,
                       scores, data.coverage("test"))

@@ -304,3 +304,14 @@ def test_the_day_description_alarms_when_spam_requests_start_and_not_on_a_stable
     stable, drifted = judged(27), judged(30)
     assert not stable.alarm, stable.messages
     assert drifted.alarm and any("requests" in m or "acceptance_rate" in m for m in drifted.messages), drifted.messages
+
+
+def test_the_dot_product_alone_ranks_far_below_graphsage_with_the_pair_network(data, models):
+    """The book's decoder alone (README "People you may know": why the pair network): member vectors cannot count a
+    pair's mutual friends or its views."""
+    from models.people_you_may_know.ranker import GraphSageParams
+
+    dot_only = fit_graphsage(data, GraphSageParams(epochs=6, pair_network=False)).model
+    result = compare(data, {"graphsage": models["graphsage"], "dot_only": dot_only}, None)
+    assert result.reports["graphsage"]["map_at_10"] > result.reports["dot_only"]["map_at_10"] + 0.05
+    assert result.reports["dot_only"]["map_at_10"] < result.reports["adamic_adar"]["map_at_10"]
