@@ -59,7 +59,8 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
                 return Scores({k: row[k] for k in PROMOTED_METRICS}, np.asarray(row["unit_average_precision"]),
                               row["unit_ids"])
             data = pymk_data(context, people_you_may_know_split, users, connections, requests, profile_views)
-            figures, units, ids = served_units(load_recommender(mlflow_tracking, version), data)
+            figures, units, ids = served_units(load_recommender(mlflow_tracking, version), data, users, connections,
+                                               requests, profile_views)
             return Scores({k: figures[k] for k in PROMOTED_METRICS}, units, ids.tolist())
 
         limits = {"map_at_10": reports["mutual_friends"]["map_at_10"]}
@@ -110,7 +111,10 @@ def build_serving_assets(daily: dg.DailyPartitionsDefinition) -> list:
                                r["source"]] for r in items.iter_rows(named=True)],
                     "source": FRIENDS_OF_FRIENDS if FRIENDS_OF_FRIENDS in sources else sources[0]}
             yield from group_records(snapshot, recommender.vocabulary)
-            yield "meta", "model", {"version": version, "kind": recommender.model.kind, "members": len(members)}
+            # The standardizer that keyed the groups: the service reads newcomers' spellings with it, whichever
+            # champion the bento was built around.
+            yield "meta", "model", {"version": version, "kind": recommender.model.kind, "members": len(members),
+                                    "standardizer": recommender.standardizer.to_json()}
 
         store = online_store.open(NAMESPACE)
         try:

@@ -6,9 +6,12 @@ capped per member by mutual-friend count; each candidate pair gets its features 
 
 - pair: mutual friends, Adamic-Adar, resource allocation, Jaccard, time-discounted mutual friends (each mutual friend
   counts exp(-age/30 days) for each of the two connections), shared school, company, city and industry (standardized),
-  views each way (all and the last 14 days), ignored requests between them;
+  views each way (all and the last 14 days), requests between them ignored (unanswered for 14 days) and pending;
 - each member: connections, account age, new connections, requests sent and views given in the last 14 days,
-  requests received and the share accepted, views received.
+  requests received and answered and the share accepted, views received.
+
+A request's outcome is read from the graph as of the snapshot (accepted: the pair is connected by then), never from
+the raw table's `accepted`, which is known only once the member answers.
 
 Work is done in chunks of members so that memory stays flat at any size (bench/pymk_batch.py).
 """
@@ -25,12 +28,13 @@ import scipy.sparse as sp
 from models.people_you_may_know.standardize import ATTRIBUTES
 
 RECENT = timedelta(days=14)
+RESPONSE_HORIZON = timedelta(days=14)  # a request unanswered this long is taken as ignored
 DISCOUNT_DAYS = 30.0
 NODE_FEATURES = ("log_connections", "account_age_days", "new_connections_14d", "requests_sent_14d",
                  "requests_received", "acceptance_rate", "views_given_14d", "views_received")
 PAIR_FEATURES = ("mutual_friends", "adamic_adar", "resource_allocation", "jaccard", "discounted_mutual", "same_school",
                  "same_company", "same_city", "same_industry", "views_to", "views_from", "recent_views_to",
-                 "recent_views_from", "ignored_requests")
+                 "recent_views_from", "ignored_requests", "pending_requests")
 CHUNK = 2_000
 
 
@@ -61,7 +65,8 @@ class Snapshot:
     recency: sp.csr_matrix  # symmetric: exp(-age / DISCOUNT_DAYS) of each connection
     views: sp.csr_matrix  # viewer x viewed: all views
     recent_views: sp.csr_matrix  # ... in the last 14 days
-    ignored: sp.csr_matrix  # symmetric: requests either way not accepted
+    ignored: sp.csr_matrix  # symmetric: requests either way not accepted within RESPONSE_HORIZON
+    pending: sp.csr_matrix  # symmetric: requests either way still unanswered at the snapshot
     node: np.ndarray  # members x NODE_FEATURES
     categories: np.ndarray  # members x ATTRIBUTES: 0 unknown, else 1 + the value's code
     last_event: datetime | None  # the latest event the snapshot read (the leakage audit's)
@@ -81,13 +86,13 @@ class Snapshot:
         before = lambda frame: frame.filter(pl.col("ts") < as_of)
         users = complete_users(users)
         members = users.filter(pl.col("signup_ts").is_null() | (pl.col("signup_ts") < as_of)).sort("user_id")
-        ids = members["user_id"].to_numpy()
+        ids = members["user_id"].to_numpy().astype(object)
         index = {u: i for i, u in enumerate(ids.tolist())}
         n = len(ids)
         now = as_of.timestamp()
+        lookup = pl.DataFrame({"id": members["user_id"], "i": pl.int_range(n, dtype=pl.Int64, eager=True)})
 
         def indexed(frame: pl.DataFrame, a: str, b: str) -> pl.DataFrame:
-            lookup = pl.DataFrame({"id": ids, "i": np.arange(n, dtype=np.int64)})
             return (frame.join(lookup.rename({"id": a, "i": "ia"}), on=a).join(lookup.rename({"id": b, "i": "ib"}), on=b)
                     .filter(pl.col("ia") != pl.col("ib")))
 
@@ -104,18 +109,29 @@ class Snapshot:
         recent_seen = seen.filter(pl.col("ts") >= as_of - RECENT)
         views = _matrix(seen["ia"].to_numpy(), seen["ib"].to_numpy(), np.ones(seen.height), n)
         recent_views = _matrix(recent_seen["ia"].to_numpy(), recent_seen["ib"].to_numpy(), np.ones(recent_seen.height), n)
-        asked = indexed(before(requests), "from_user", "to_user")
-        refused = asked.filter(~pl.col("accepted").fill_null(False))
-        ra, rb = refused["ia"].to_numpy(), refused["ib"].to_numpy()
-        ignored = _matrix(np.concatenate([ra, rb]), np.concatenate([rb, ra]), np.ones(2 * len(ra)), n)
+        # A request's outcome is read from the graph as of the snapshot, not from its `accepted` column (which may
+        # be filled in after the snapshot's time): accepted when the pair is connected by then, ignored when it is
+        # not and the request is older than RESPONSE_HORIZON, pending otherwise.
+        asked = indexed(before(requests), "from_user", "to_user").with_columns(
+            lo=pl.min_horizontal("ia", "ib"), hi=pl.max_horizontal("ia", "ib"))
+        asked = asked.join(edges.select("lo", "hi", connected=pl.lit(True)), on=["lo", "hi"], how="left").with_columns(
+            connected=pl.col("connected").fill_null(False))
+        asked = asked.with_columns(answered=pl.col("connected") | (pl.col("ts") < as_of - RESPONSE_HORIZON))
+        refused = asked.filter(pl.col("answered") & ~pl.col("connected"))
+        waiting = asked.filter(~pl.col("answered"))
+        symmetric = lambda frame: _matrix(  # noqa: E731
+            np.concatenate([frame["ia"].to_numpy(), frame["ib"].to_numpy()]),
+            np.concatenate([frame["ib"].to_numpy(), frame["ia"].to_numpy()]), np.ones(2 * frame.height), n)
+        ignored, pending = symmetric(refused), symmetric(waiting)
 
         degree = np.asarray(adjacency.sum(axis=1)).ravel()
         recent_edges = edges.filter(pl.col("ts") >= as_of - RECENT)
         new_connections = np.bincount(np.concatenate([recent_edges["lo"].to_numpy(), recent_edges["hi"].to_numpy()]),
                                       minlength=n)
         recent_asked = asked.filter(pl.col("ts") >= as_of - RECENT)
-        received = np.bincount(asked["ib"].to_numpy(), minlength=n)
-        accepted = np.bincount(asked["ib"].to_numpy(), weights=asked["accepted"].fill_null(False).cast(pl.Float64).to_numpy(),
+        answered = asked.filter(pl.col("answered"))
+        received = np.bincount(answered["ib"].to_numpy(), minlength=n)
+        accepted = np.bincount(answered["ib"].to_numpy(), weights=answered["connected"].cast(pl.Float64).to_numpy(),
                                minlength=n)
         signup = members["signup_ts"]
         account_age = np.where(signup.is_null().to_numpy(), np.nan, (now - np.nan_to_num(_seconds(signup))) / 86_400)
@@ -130,14 +146,15 @@ class Snapshot:
             if attribute in members.columns:
                 categories[:, j] = [codes.get(v, 0) for v in members[attribute].to_list()]
         last = [frame["ts"].max() for frame in (edges, seen, asked) if frame.height]
-        return cls(as_of, ids, index, adjacency, recency, views, recent_views, ignored, node, categories,
+        return cls(as_of, ids, index, adjacency, recency, views, recent_views, ignored, pending, node, categories,
                    max(last) if last else None)
 
     def new_edges(self, connections: pl.DataFrame, days: int) -> pl.DataFrame:
         """Connections formed in [as_of, as_of + days) between members of the snapshot who were not connected: the
         labels (lo < hi, indices)."""
         window = connections.filter((pl.col("ts") >= self.as_of) & (pl.col("ts") < self.as_of + timedelta(days=days)))
-        lookup = pl.DataFrame({"id": self.ids, "i": np.arange(self.size, dtype=np.int64)})
+        lookup = pl.DataFrame({"id": pl.Series(self.ids.tolist(), dtype=pl.String),
+                               "i": pl.int_range(self.size, dtype=pl.Int64, eager=True)})
         pairs = (window.join(lookup.rename({"id": "user_a", "i": "ia"}), on="user_a")
                  .join(lookup.rename({"id": "user_b", "i": "ib"}), on="user_b").filter(pl.col("ia") != pl.col("ib"))
                  .select(lo=pl.min_horizontal("ia", "ib"), hi=pl.max_horizontal("ia", "ib"), ts="ts").unique(["lo", "hi"]))
@@ -225,6 +242,7 @@ def _pair_features(snapshot: Snapshot, u: np.ndarray, v: np.ndarray, counts: dic
         "recent_views_to": _gather(snapshot.recent_views, u, v),
         "recent_views_from": _gather(snapshot.recent_views, v, u),
         "ignored_requests": _gather(snapshot.ignored, u, v),
+        "pending_requests": _gather(snapshot.pending, u, v),
     }
     return {name: np.asarray(features[name], dtype=np.float32) for name in PAIR_FEATURES}
 

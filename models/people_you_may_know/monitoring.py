@@ -2,7 +2,8 @@
 
 A day is described by the connections made in it (their mutual friends and shared attributes in the graph before the
 day), the requests sent (volume, the share accepted, how connected their senders are), the champion's best score for
-each member who connected that day (its confidence), and the live metric: the share of the day's new connections
+a sample of 300 members active in the 28 days before (its confidence, on a population that does not move with the
+day's volume), and the live metric: the share of the day's new connections
 that the champion, run on the graph as of the day's start, had put in one of the two members' top 20. The reference
 is the same description of the champion's held-out days.
 """

@@ -32,6 +32,8 @@ def graph_suggestions(recommender: Recommender, graph: pd.DataFrame, k: int) -> 
         frame = frame.with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
     connections = frame.select(pl.col("user_a").cast(pl.String), pl.col("user_b").cast(pl.String),
                                pl.col("ts").cast(ts_type))
+    if connections.is_empty():
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(COLUMNS, (str, "int64", str, float, "int64", str))})
     ids = sorted(set(connections["user_a"].to_list()) | set(connections["user_b"].to_list()))
     as_of = connections["ts"].max() + pd.Timedelta(seconds=1)
     users = pl.DataFrame({"user_id": ids, "school": None, "company": None, "industry": None, "city": None,

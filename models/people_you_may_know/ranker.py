@@ -9,8 +9,8 @@ no neighbour sampler and no compiled extension) give every member a vector. A pa
 vectors, the book's decoder, plus a small network over the pair's features (mutual friends, Adamic-Adar, shared
 attributes, views): a dot product of smoothed neighbourhoods cannot count mutual friends exactly, which is the
 strongest single signal among friends of friends. It is trained on link prediction among friends of friends: every
-pair that connected in the training window is a positive, and `negatives` non-connecting candidates of the same
-member per positive are drawn each epoch (negative sampling among friends of friends).
+pair that connected in the training window is a positive, and `negatives` non-connecting candidates per positive are
+drawn each epoch from the training snapshot's friends of friends (negative sampling among friends of friends).
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ class GraphSageEdges(EdgeModel):
                  params: GraphSageParams):
         self.network, self.vocabulary_sizes, self.params = network, vocabulary_sizes, params
         self.node_scaler, self.pair_scaler = node_scaler, pair_scaler
-        self._embedded: tuple[int, object] | None = None
+        self._embedded: tuple[Snapshot, object] | None = None
 
     def inputs(self, snapshot: Snapshot):
         import torch
@@ -213,13 +213,14 @@ class GraphSageEdges(EdgeModel):
                 torch_adjacency(snapshot))
 
     def embed(self, snapshot: Snapshot):
-        """Every member's vector in the snapshot (cached for the last snapshot embedded)."""
+        """Every member's vector in the snapshot (cached for the last snapshot embedded: the object itself is kept, as an
+        id() could be reused by the next snapshot once this one is freed)."""
         import torch
 
-        if self._embedded is None or self._embedded[0] != id(snapshot):
+        if self._embedded is None or self._embedded[0] is not snapshot:
             self.network.eval()
             with torch.no_grad():
-                self._embedded = (id(snapshot), self.network.embed(*self.inputs(snapshot)))
+                self._embedded = (snapshot, self.network.embed(*self.inputs(snapshot)))
         return self._embedded[1]
 
     def score(self, snapshot: Snapshot, pairs: dict[str, np.ndarray]) -> np.ndarray:

@@ -130,7 +130,7 @@ def recommend(recommender: Recommender, snapshot: Snapshot, members: np.ndarray,
                     stats.cold_members += 1
                 taken = {v for v, *_ in found}
                 extra = [(v, s, 0, SHARED_ATTRIBUTES) for v, s, _ in
-                         shared_attribute_suggestions(snapshot, member, k + len(found), groups)
+                         shared_attribute_suggestions(snapshot, member, k + len(found) + int(degree[member]), groups)
                          if v not in taken and v != member and not snapshot.adjacency[member, v]]
                 found = found + extra[: k - len(found)]
             shared_counts = ((snapshot.categories[[v for v, *_ in found]] == snapshot.categories[member][None, :])

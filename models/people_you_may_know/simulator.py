@@ -38,6 +38,7 @@ import numpy as np
 import polars as pl
 
 DRIFT_KINDS = ("campus", "spam")
+GENERATOR_VERSION = 2
 COMMUNITIES = 15
 TASTE_DIM = 4
 ROUTES = ("friend", "school", "company", "city", "anyone")
@@ -80,7 +81,8 @@ class SimulationConfig:
     drift_day: int = 0
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(repr(sorted(asdict(self).items())).encode()).hexdigest()[:16]
+        # The generator's version too: a change to how it draws must not reuse a world landed by the previous one.
+        return hashlib.sha256(repr((GENERATOR_VERSION, sorted(asdict(self).items()))).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -216,7 +218,7 @@ def simulate(config: SimulationConfig) -> World:
         neighbours[b].add(a)
         connections.append((ids[a], ids[b], ts))
 
-    def target(a: int, route: str, spam: bool) -> int | None:
+    def target(a: int, route: str) -> int | None:
         if route == "friend" and neighbours[a]:
             friend = list(neighbours[a])[rng.integers(len(neighbours[a]))]
             if neighbours[friend]:
@@ -233,7 +235,7 @@ def simulate(config: SimulationConfig) -> World:
         for a in rng.permutation(existing):
             for _ in range(rng.poisson(rate * sociability[a])):
                 if closing_round:
-                    b = target(int(a), "friend", False)
+                    b = target(int(a), "friend")
                 else:
                     kind = ("school", "company", "city")[rng.choice(3, p=(0.4, 0.35, 0.25))]
                     pool = groups[kind].get(int(attributes[kind][a]))
@@ -242,7 +244,7 @@ def simulate(config: SimulationConfig) -> World:
                     continue
                 mutual = len(neighbours[a] & neighbours[b])
                 if rng.random() < truth.accept_probability(np.array([a]), np.array([b]), np.array([mutual]))[0]:
-                    age = int(rng.integers(1, max(2, -min(signup_day[a], signup_day[b]))))
+                    age = int(rng.integers(1, max(2, -max(signup_day[a], signup_day[b]))))  # after both signed up
                     connect(a, b, start - timedelta(days=age, seconds=int(rng.integers(86_400))))
 
     spammers = rng.random(n) < 0.02
@@ -260,7 +262,7 @@ def simulate(config: SimulationConfig) -> World:
         for a, count in zip(active, rng.poisson(rate)):
             for _ in range(count):
                 route = ROUTES[rng.choice(len(ROUTES), p=shares)]
-                b = target(int(a), route, False)
+                b = target(int(a), route)
                 if b is None or b == a or b in neighbours[a] or signup_day[b] > day:
                     continue
                 seen = day_start + timedelta(seconds=int(rng.integers(86_400)))
@@ -273,7 +275,7 @@ def simulate(config: SimulationConfig) -> World:
         # Browsing: views that never become requests.
         for a, count in zip(active, rng.poisson(BROWSE_RATE * sociability[active])):
             for _ in range(count):
-                b = target(int(a), ROUTES[rng.choice(len(ROUTES), p=shares)], False)
+                b = target(int(a), ROUTES[rng.choice(len(ROUTES), p=shares)])
                 if b is not None and b != a and signup_day[b] <= day:
                     views.append((ids[a], ids[b], day_start + timedelta(seconds=int(rng.integers(86_400)))))
         if drifting and config.drift_kind == "spam":

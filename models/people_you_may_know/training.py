@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from models.people_you_may_know.evaluation import new_per_member, per_member, report
-from models.people_you_may_know.graph import PAIR_FEATURES, Snapshot, all_candidates, labels
+from models.people_you_may_know.graph import Snapshot, all_candidates, labels, pair_features
 from models.people_you_may_know.ranker import (
     EdgeModel,
     GraphSageParams,
@@ -188,10 +188,16 @@ def compare(data: PymkData, models: dict[str, EdgeModel], truth: tuple[pl.DataFr
                       scores, data.coverage("test"))
 
 
-def served_units(recommender: Recommender, data: PymkData) -> tuple[dict[str, float | None], np.ndarray, np.ndarray]:
-    """A registered recommender judged on the test snapshot: its report, AP@10 per judged member and their ids."""
+def served_units(recommender: Recommender, data: PymkData, users: pl.DataFrame, connections: pl.DataFrame,
+                 requests: pl.DataFrame, profile_views: pl.DataFrame) -> tuple[dict[str, float | None], np.ndarray, np.ndarray]:
+    """A registered recommender judged on the test snapshot's pairs: its report, AP@10 per judged member and their ids.
+    The snapshot is rebuilt with the recommender's own standardizer and vocabulary (an older champion's attribute
+    codes are not the challenger's); the members, hence the pairs' indices, are the same."""
     test = data.labelled["test"]
-    scores = recommender.model.score(test.snapshot, test.pairs)
+    own = recommender.snapshot(users, connections, requests, profile_views, test.snapshot.as_of)
+    if not np.array_equal(own.ids, test.snapshot.ids):  # pragma: no cover - one member table, one time
+        raise ValueError("the recommender's snapshot holds other members than the test snapshot")
+    scores = recommender.model.score(own, pair_features(own, test.pairs["u"], test.pairs["v"]))
     members, ap, _ = per_member(test.pairs["u"], test.y, scores, test.extra["new_per_member"])
     return data.judge("test", scores), ap, test.snapshot.ids[members]
 
@@ -203,5 +209,3 @@ def leakage_audit(data: PymkData) -> pl.DataFrame:
                         schema={"input": pl.String, "last_ts": pl.Datetime("us", "UTC"),
                                 "must_end_before": pl.Datetime("us", "UTC")})
 
-
-FEATURES = PAIR_FEATURES

@@ -144,6 +144,23 @@ def test_a_snapshot_reads_nothing_at_or_after_its_time_and_later_events_leave_fe
     assert new.height == 3  # u2-u3 (at the snapshot time), u0-u2 and u3-u1 formed in the label day
 
 
+def test_a_request_outcome_is_read_from_the_graph_at_the_snapshot_not_from_the_answer_recorded_later():
+    users, connections, requests, views = _graph([("u0", "u1", 0), ("u1", "u2", 0), ("u2", "u3", 30)])
+    as_of = T0 + timedelta(days=20)
+    asked = pl.DataFrame([("r1", "u0", "u2", T0 + timedelta(days=1), False),  # old, never answered: ignored
+                          ("r2", "u0", "u3", T0 + timedelta(days=15), True),  # answered after the snapshot: pending
+                          ("r3", "u2", "u3", T0 + timedelta(days=2), True)],  # unanswered 18 days on: ignored
+                         schema=requests.schema, orient="row")
+    snapshot = Snapshot.build(users, connections, asked, views, as_of, {})
+    u0, u2, u3 = (snapshot.index[m] for m in ("u0", "u2", "u3"))
+    features = pair_features(snapshot, np.array([u0, u0, u2]), np.array([u2, u3, u3]))
+    assert features["ignored_requests"].tolist() == [1, 0, 1] and features["pending_requests"].tolist() == [0, 1, 0]
+    # Flipping the recorded answers changes nothing: features do not read them.
+    flipped = Snapshot.build(users, connections, asked.with_columns(accepted=~pl.col("accepted")), views, as_of, {})
+    again = pair_features(flipped, np.array([u0, u0, u2]), np.array([u2, u3, u3]))
+    assert all(np.array_equal(features[f], again[f]) for f in PAIR_FEATURES) and np.array_equal(snapshot.node, flipped.node)
+
+
 def test_metrics_match_their_definitions():
     from sklearn.metrics import roc_auc_score
 
