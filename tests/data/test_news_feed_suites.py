@@ -10,32 +10,12 @@ import pytest
 from expectations import news_feed as suites
 from expectations.runner import policy_markdown, run_suite
 from models.news_feed.simulator import SimulationConfig, simulate
+from tests.data.defects import check_policy, spread
 
 
 @pytest.fixture(scope="module")
 def world():
     return simulate(SimulationConfig(n_days=8, n_users=600, sessions_per_day=150))
-
-
-def _first(n: int):
-    """n rows spread over the table (neighbouring rows may share a time or a session)."""
-    row = pl.int_range(pl.len())
-    return (row % 97 == 0) & (row < 97 * n)
-
-
-def _check(result, broken, column: str, policy: str) -> None:
-    """The defect is reported where its policy says, and does what the policy says."""
-    reported = {"fail": result.failures, "quarantine": result.quarantined, "warn": result.warnings}[policy]
-    assert [f for f in reported if column in (f.column or f.expectation)], result.summary()
-    if policy == "fail":
-        assert not result.success
-        return
-    assert result.success, result.summary()
-    kept, set_aside = result.split(broken)
-    if policy == "quarantine":  # a handful of rows: well under the 1% a quarantine may take, so the run goes on
-        assert 0 < set_aside.height < max(10, broken.height // 100) and kept.height + set_aside.height == broken.height
-    else:  # a warning is only a note: every row goes on
-        assert not result.quarantined and set_aside.height == 0 and kept.height == broken.height
 
 
 def _impressions(world, impressions=None):
@@ -57,30 +37,30 @@ DEFECTS = {
         "missing column": (lambda f: f.drop("joined_ts"), "joined_ts", "fail"),
         "wrong type": (lambda f: f.with_columns(pl.col("age").cast(pl.Float64)), "age", "fail"),
         "duplicate id": (lambda f: pl.concat([f, f.head(1)]), "user_id", "fail"),
-        "null id": (lambda f: f.with_columns(user_id=pl.when(_first(1)).then(None).otherwise("user_id")), "user_id", "fail"),
-        "age out of range": (lambda f: f.with_columns(age=pl.when(_first(3)).then(5).otherwise("age")), "age", "warn"),
+        "null id": (lambda f: f.with_columns(user_id=pl.when(spread(1)).then(None).otherwise("user_id")), "user_id", "fail"),
+        "age out of range": (lambda f: f.with_columns(age=pl.when(spread(3)).then(5).otherwise("age")), "age", "warn"),
     },
     "friendships": {
-        "unknown user": (lambda f: f.with_columns(friend_id=pl.when(_first(3)).then(pl.lit("ghost")).otherwise("friend_id")),
+        "unknown user": (lambda f: f.with_columns(friend_id=pl.when(spread(3)).then(pl.lit("ghost")).otherwise("friend_id")),
                          "friend_id", "quarantine"),
-        "unknown kind": (lambda f: f.with_columns(kind=pl.when(_first(3)).then(pl.lit("cousin")).otherwise("kind")), "kind",
+        "unknown kind": (lambda f: f.with_columns(kind=pl.when(spread(3)).then(pl.lit("cousin")).otherwise("kind")), "kind",
                          "quarantine"),
-        "null user_id": (lambda f: f.with_columns(user_id=pl.when(_first(1)).then(None).otherwise("user_id")), "user_id", "fail"),
+        "null user_id": (lambda f: f.with_columns(user_id=pl.when(spread(1)).then(None).otherwise("user_id")), "user_id", "fail"),
     },
     "posts": {
         "duplicate id": (lambda f: pl.concat([f, f.head(1)]), "post_id", "fail"),
-        "unknown author": (lambda f: f.with_columns(author_id=pl.when(_first(2)).then(pl.lit("ghost")).otherwise("author_id")),
+        "unknown author": (lambda f: f.with_columns(author_id=pl.when(spread(2)).then(pl.lit("ghost")).otherwise("author_id")),
                            "author_id", "quarantine"),
-        "unknown media": (lambda f: f.with_columns(media=pl.when(_first(2)).then(pl.lit("hologram")).otherwise("media")),
+        "unknown media": (lambda f: f.with_columns(media=pl.when(spread(2)).then(pl.lit("hologram")).otherwise("media")),
                           "media", "quarantine"),
-        "missing text": (lambda f: f.with_columns(text=pl.when(_first(2)).then(None).otherwise("text")), "text", "warn"),
+        "missing text": (lambda f: f.with_columns(text=pl.when(spread(2)).then(None).otherwise("text")), "text", "warn"),
     },
     "dwell": {
         "duplicate impression": (lambda f: pl.concat([f, f.head(1)]), "impression_id", "fail"),
-        "negative seconds": (lambda f: f.with_columns(seconds=pl.when(_first(3)).then(-4.0).otherwise("seconds")), "seconds",
+        "negative seconds": (lambda f: f.with_columns(seconds=pl.when(spread(3)).then(-4.0).otherwise("seconds")), "seconds",
                              "quarantine"),
         "unknown impression": (lambda f: f.with_columns(  # distinct ghosts: one dwell per impression still holds
-            impression_id=pl.when(_first(2)).then(pl.concat_str(pl.lit("ghost-"), pl.int_range(pl.len()).cast(pl.String)))
+            impression_id=pl.when(spread(2)).then(pl.concat_str(pl.lit("ghost-"), pl.int_range(pl.len()).cast(pl.String)))
             .otherwise("impression_id")), "impression_id", "quarantine"),
     },
 }
@@ -96,20 +76,20 @@ def _suite(world, table: str):
 def test_the_suite_catches(world, table, defect):
     inject, column, policy = DEFECTS[table][defect]
     broken = inject(getattr(world, table))
-    _check(run_suite(broken, _suite(world, table)), broken, column, policy)
+    check_policy(run_suite(broken, _suite(world, table)), broken, column, policy)
 
 
 IMPRESSION_DEFECTS = {
     "missing column": (lambda f: f.drop("position"), "position", "fail"),
     "wrong type": (lambda f: f.with_columns(pl.col("ts").dt.replace_time_zone(None)), "ts", "fail"),
     "duplicate id": (lambda f: pl.concat([f, f.head(2)]), "impression_id", "fail"),
-    "null post": (lambda f: f.with_columns(post_id=pl.when(_first(1)).then(None).otherwise("post_id")), "post_id", "fail"),
-    "position 0": (lambda f: f.with_columns(position=pl.when(_first(3)).then(0).otherwise("position")), "position", "quarantine"),
-    "unknown user": (lambda f: f.with_columns(user_id=pl.when(_first(3)).then(pl.lit("ghost")).otherwise("user_id")), "user_id",
+    "null post": (lambda f: f.with_columns(post_id=pl.when(spread(1)).then(None).otherwise("post_id")), "post_id", "fail"),
+    "position 0": (lambda f: f.with_columns(position=pl.when(spread(3)).then(0).otherwise("position")), "position", "quarantine"),
+    "unknown user": (lambda f: f.with_columns(user_id=pl.when(spread(3)).then(pl.lit("ghost")).otherwise("user_id")), "user_id",
                      "quarantine"),
-    "shown before it was written": (lambda f: f.with_columns(ts=pl.when(_first(2)).then(pl.col("ts") - timedelta(days=30))
+    "shown before it was written": (lambda f: f.with_columns(ts=pl.when(spread(2)).then(pl.col("ts") - timedelta(days=30))
                                                              .otherwise("ts")), "ts", "quarantine"),
-    "missing device": (lambda f: f.with_columns(device=pl.when(_first(2)).then(None).otherwise("device")), "device", "warn"),
+    "missing device": (lambda f: f.with_columns(device=pl.when(spread(2)).then(None).otherwise("device")), "device", "warn"),
 }
 
 
@@ -117,17 +97,17 @@ IMPRESSION_DEFECTS = {
 def test_the_impressions_suite_catches(world, defect):
     inject, column, policy = IMPRESSION_DEFECTS[defect]
     broken = _impressions(world, inject(world.impressions))
-    _check(run_suite(broken, suites.impressions_suite(world.users["user_id"], world.posts["post_id"])), broken, column, policy)
+    check_policy(run_suite(broken, suites.impressions_suite(world.users["user_id"], world.posts["post_id"])), broken, column, policy)
 
 
 REACTION_DEFECTS = {
     "duplicate reaction": (lambda f: pl.concat([f, f.head(2)]), "compound_columns_to_be_unique", "fail"),
-    "null time": (lambda f: f.with_columns(ts=pl.when(_first(1)).then(None).otherwise("ts")), "ts", "fail"),
-    "unknown reaction": (lambda f: f.with_columns(reaction=pl.when(_first(3)).then(pl.lit("wow")).otherwise("reaction")),
+    "null time": (lambda f: f.with_columns(ts=pl.when(spread(1)).then(None).otherwise("ts")), "ts", "fail"),
+    "unknown reaction": (lambda f: f.with_columns(reaction=pl.when(spread(3)).then(pl.lit("wow")).otherwise("reaction")),
                          "reaction", "quarantine"),
-    "unknown impression": (lambda f: f.with_columns(impression_id=pl.when(_first(2)).then(pl.lit("ghost")).otherwise("impression_id")),
+    "unknown impression": (lambda f: f.with_columns(impression_id=pl.when(spread(2)).then(pl.lit("ghost")).otherwise("impression_id")),
                            "impression_id", "quarantine"),
-    "before its impression": (lambda f: f.with_columns(ts=pl.when(_first(2)).then(pl.col("ts") - timedelta(hours=3)).otherwise("ts")),
+    "before its impression": (lambda f: f.with_columns(ts=pl.when(spread(2)).then(pl.col("ts") - timedelta(hours=3)).otherwise("ts")),
                               "ts", "quarantine"),
 }
 
@@ -136,7 +116,7 @@ REACTION_DEFECTS = {
 def test_the_reactions_suite_catches(world, defect):
     inject, column, policy = REACTION_DEFECTS[defect]
     broken = _reactions(world, inject(world.reactions))
-    _check(run_suite(broken, suites.reactions_suite(world.impressions["impression_id"])), broken, column, policy)
+    check_policy(run_suite(broken, suites.reactions_suite(world.impressions["impression_id"])), broken, column, policy)
 
 
 def test_many_bad_rows_are_more_than_a_quarantine_may_take(world):

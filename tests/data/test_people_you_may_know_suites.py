@@ -10,6 +10,11 @@ from assets.people_you_may_know.raw import _pairs, _users_suite
 from expectations import people_you_may_know as suites
 from expectations.runner import policy_markdown, run_suite
 from models.people_you_may_know.simulator import SimulationConfig, simulate
+from tests.data.defects import check_policy, spread
+
+
+def _check(frame, suite, column: str, quarantined: bool) -> None:
+    check_policy(run_suite(frame, suite), frame, column, "quarantine" if quarantined else "fail")
 
 
 @pytest.fixture(scope="module")
@@ -17,29 +22,12 @@ def world():
     return simulate(SimulationConfig(users=600, n_days=10))
 
 
-def _spread(n: int):
-    row = pl.int_range(pl.len())
-    return (row % 97 == 0) & (row < 97 * n)
-
-
-def _check(frame, suite, column, quarantined):
-    result = run_suite(frame, suite)
-    caught = result.quarantined if quarantined else result.failures
-    assert [f for f in caught if column in (f.column or f.expectation)], result.summary()
-    if quarantined:  # a handful of rows, well under the limit: the run goes on without them
-        assert result.success, result.summary()
-        kept, set_aside = result.split(frame)
-        assert 0 < set_aside.height < 12 and kept.height + set_aside.height == frame.height
-    else:
-        assert not result.success
-
-
 USER_DEFECTS = {
     "missing column": (lambda f: f.drop("user_id"), "user_id", False),
     "wrong type": (lambda f: f.with_columns(pl.col("signup_ts").cast(pl.String)), "signup_ts", False),
     "duplicate id": (lambda f: pl.concat([f, f.head(1)]), "user_id", False),
-    "null id": (lambda f: f.with_columns(user_id=pl.when(_spread(1)).then(None).otherwise("user_id")), "user_id", False),
-    "pasted paragraph as a company": (lambda f: f.with_columns(company=pl.when(_spread(2)).then(pl.lit("x" * 500))
+    "null id": (lambda f: f.with_columns(user_id=pl.when(spread(1)).then(None).otherwise("user_id")), "user_id", False),
+    "pasted paragraph as a company": (lambda f: f.with_columns(company=pl.when(spread(2)).then(pl.lit("x" * 500))
                                                                 .otherwise("company")), "company_chars", True),
 }
 
@@ -62,14 +50,14 @@ def _connections(frame, users):
 
 CONNECTION_DEFECTS = {
     "wrong type": (lambda f: f.with_columns(pl.col("ts").cast(pl.String)), "ts", False),
-    "null member": (lambda f: f.with_columns(user_b=pl.when(_spread(1)).then(None).otherwise("user_b")), "user_b", False),
+    "null member": (lambda f: f.with_columns(user_b=pl.when(spread(1)).then(None).otherwise("user_b")), "user_b", False),
     "the same connection both ways": (lambda f: pl.concat([f, f.head(2).select(user_a="user_b", user_b="user_a", ts="ts")]),
                                       "compound_columns_to_be_unique", False),
-    "connected to oneself": (lambda f: f.with_columns(user_b=pl.when(_spread(2)).then(pl.col("user_a")).otherwise("user_b")),
+    "connected to oneself": (lambda f: f.with_columns(user_b=pl.when(spread(2)).then(pl.col("user_a")).otherwise("user_b")),
                              "distinct", True),
-    "unknown member": (lambda f: f.with_columns(user_a=pl.when(_spread(3)).then(pl.lit("ghost")).otherwise("user_a")),
+    "unknown member": (lambda f: f.with_columns(user_a=pl.when(spread(3)).then(pl.lit("ghost")).otherwise("user_a")),
                        "user_a", True),
-    "no time": (lambda f: f.with_columns(ts=pl.when(_spread(2)).then(None).otherwise("ts")), "ts", True),
+    "no time": (lambda f: f.with_columns(ts=pl.when(spread(2)).then(None).otherwise("ts")), "ts", True),
 }
 
 
@@ -82,9 +70,9 @@ def test_the_connections_suite_catches(defect, world):
 REQUEST_DEFECTS = {
     "missing column": (lambda f: f.drop("accepted"), "accepted", False),
     "duplicate id": (lambda f: pl.concat([f, f.head(1)]), "request_id", False),
-    "unknown member": (lambda f: f.with_columns(to_user=pl.when(_spread(2)).then(pl.lit("ghost")).otherwise("to_user")),
+    "unknown member": (lambda f: f.with_columns(to_user=pl.when(spread(2)).then(pl.lit("ghost")).otherwise("to_user")),
                        "to_user", True),
-    "request to oneself": (lambda f: f.with_columns(to_user=pl.when(_spread(2)).then(pl.col("from_user")).otherwise("to_user")),
+    "request to oneself": (lambda f: f.with_columns(to_user=pl.when(spread(2)).then(pl.col("from_user")).otherwise("to_user")),
                            "distinct", True),
 }
 
@@ -97,17 +85,17 @@ def test_the_requests_suite_catches(defect, world):
 
 
 def test_a_request_without_an_outcome_is_a_warning_not_a_stop(world):
-    frame = world.requests.with_columns(accepted=pl.when(_spread(3)).then(None).otherwise("accepted"))
+    frame = world.requests.with_columns(accepted=pl.when(spread(3)).then(None).otherwise("accepted"))
     result = run_suite(_pairs(frame, "from_user", "to_user"), suites.requests_suite(world.users["user_id"]))
     assert result.success and [w for w in result.warnings if "accepted" in (w.column or "")], result.summary()
 
 
 VIEW_DEFECTS = {
     "missing column": (lambda f: f.drop("viewed"), "viewed", False),
-    "null viewer": (lambda f: f.with_columns(viewer=pl.when(_spread(1)).then(None).otherwise("viewer")), "viewer", False),
-    "unknown member": (lambda f: f.with_columns(viewed=pl.when(_spread(3)).then(pl.lit("ghost")).otherwise("viewed")),
+    "null viewer": (lambda f: f.with_columns(viewer=pl.when(spread(1)).then(None).otherwise("viewer")), "viewer", False),
+    "unknown member": (lambda f: f.with_columns(viewed=pl.when(spread(3)).then(pl.lit("ghost")).otherwise("viewed")),
                        "viewed", True),
-    "no time": (lambda f: f.with_columns(ts=pl.when(_spread(3)).then(None).otherwise("ts")), "ts", True),
+    "no time": (lambda f: f.with_columns(ts=pl.when(spread(3)).then(None).otherwise("ts")), "ts", True),
 }
 
 

@@ -11,6 +11,11 @@ from assets.video_search.raw import _clicks_suite, _frames_suite, _queries_suite
 from expectations import video_search as suites
 from expectations.runner import policy_markdown, run_suite
 from models.video_search.simulator import SimulationConfig, simulate
+from tests.data.defects import check_policy, spread
+
+
+def _check(frame, suite, column: str, quarantined: bool) -> None:
+    check_policy(run_suite(frame, suite), frame, column, "quarantine" if quarantined else "fail")
 
 
 @pytest.fixture(scope="module")
@@ -18,29 +23,12 @@ def world():
     return simulate(SimulationConfig(n_days=5, catalogue=400, uploads_per_day=10, queries_per_day=120))
 
 
-def _spread(n: int):
-    row = pl.int_range(pl.len())
-    return (row % 97 == 0) & (row < 97 * n)
-
-
-def _check(frame, suite, column, quarantined):
-    result = run_suite(frame, suite)
-    caught = result.quarantined if quarantined else result.failures
-    assert [f for f in caught if column in (f.column or f.expectation)], result.summary()
-    if quarantined:  # a handful of rows, well under the limit: the run goes on without them
-        assert result.success, result.summary()
-        kept, set_aside = result.split(frame)
-        assert 0 < set_aside.height < 12 and kept.height + set_aside.height == frame.height
-    else:
-        assert not result.success
-
-
 VIDEO_DEFECTS = {
     "missing column": (lambda f: f.drop("upload_ts"), "upload_ts", False),
     "wrong type": (lambda f: f.with_columns(pl.col("upload_ts").cast(pl.String)), "upload_ts", False),
     "duplicate id": (lambda f: pl.concat([f, f.head(1)]), "video_id", False),
-    "null id": (lambda f: f.with_columns(video_id=pl.when(_spread(1)).then(None).otherwise("video_id")), "video_id", False),
-    "no upload time": (lambda f: f.with_columns(upload_ts=pl.when(_spread(2)).then(None).otherwise("upload_ts")), "upload_ts", True),
+    "null id": (lambda f: f.with_columns(video_id=pl.when(spread(1)).then(None).otherwise("video_id")), "video_id", False),
+    "no upload time": (lambda f: f.with_columns(upload_ts=pl.when(spread(2)).then(None).otherwise("upload_ts")), "upload_ts", True),
 }
 
 
@@ -53,12 +41,12 @@ def test_the_videos_suite_catches(defect, world):
 FRAME_DEFECTS = {
     "wrong vector type": (lambda f: f.with_columns(pl.col("vector").cast(pl.List(pl.Float64))), "vector", False),
     "duplicate frame": (lambda f: pl.concat([f, f.head(2)]), "compound_columns_to_be_unique", False),
-    "vector of another length": (lambda f: f.with_columns(vector=pl.when(_spread(3)).then(pl.col("vector").list.head(5))
+    "vector of another length": (lambda f: f.with_columns(vector=pl.when(spread(3)).then(pl.col("vector").list.head(5))
                                                            .otherwise("vector")), "length", True),
-    "unknown video": (lambda f: f.with_columns(video_id=pl.when(_spread(4)).then(pl.lit("ghost")).otherwise("video_id")), "video_id", True),
-    "NaN in a vector": (lambda f: f.with_columns(vector=pl.when(_spread(2)).then(pl.lit([float("nan")] * 32, dtype=pl.List(pl.Float32)))
+    "unknown video": (lambda f: f.with_columns(video_id=pl.when(spread(4)).then(pl.lit("ghost")).otherwise("video_id")), "video_id", True),
+    "NaN in a vector": (lambda f: f.with_columns(vector=pl.when(spread(2)).then(pl.lit([float("nan")] * 32, dtype=pl.List(pl.Float32)))
                                                   .otherwise("vector")), "finite", True),
-    "negative frame index": (lambda f: f.with_columns(frame_index=pl.when(_spread(2)).then(-1).otherwise("frame_index")), "frame_index", True),
+    "negative frame index": (lambda f: f.with_columns(frame_index=pl.when(spread(2)).then(-1).otherwise("frame_index")), "frame_index", True),
 }
 
 
@@ -72,9 +60,9 @@ def test_the_frames_suite_catches(defect, world):
 QUERY_DEFECTS = {
     "missing column": (lambda f: f.drop("text"), "text", False),
     "duplicate id": (lambda f: pl.concat([f, f.head(1)]), "query_id", False),
-    "null time": (lambda f: f.with_columns(ts=pl.when(_spread(1)).then(None).otherwise("ts")), "ts", False),
-    "blank query": (lambda f: f.with_columns(text=pl.when(_spread(2)).then(pl.lit("   ")).otherwise("text")), "chars", True),
-    "oversized query": (lambda f: f.with_columns(text=pl.when(_spread(2)).then(pl.lit("x" * 500)).otherwise("text")), "chars", True),
+    "null time": (lambda f: f.with_columns(ts=pl.when(spread(1)).then(None).otherwise("ts")), "ts", False),
+    "blank query": (lambda f: f.with_columns(text=pl.when(spread(2)).then(pl.lit("   ")).otherwise("text")), "chars", True),
+    "oversized query": (lambda f: f.with_columns(text=pl.when(spread(2)).then(pl.lit("x" * 500)).otherwise("text")), "chars", True),
 }
 
 
@@ -88,10 +76,10 @@ def test_the_queries_suite_catches(defect, world):
 CLICK_DEFECTS = {
     "wrong type": (lambda f: f.with_columns(pl.col("position").cast(pl.Float64)), "position", False),
     "duplicate click": (lambda f: pl.concat([f, f.head(2)]), "compound_columns_to_be_unique", False),
-    "null video": (lambda f: f.with_columns(video_id=pl.when(_spread(1)).then(None).otherwise("video_id")), "video_id", False),
-    "position out of range": (lambda f: f.with_columns(position=pl.when(_spread(3)).then(0).otherwise("position")), "position", True),
-    "unknown query": (lambda f: f.with_columns(query_id=pl.when(_spread(3)).then(pl.lit("Q-ghost")).otherwise("query_id")), "query_id", True),
-    "click before its query": (lambda f: f.with_columns(ts=pl.when(_spread(2)).then(pl.col("ts") - timedelta(hours=2)).otherwise("ts")), "ts", True),
+    "null video": (lambda f: f.with_columns(video_id=pl.when(spread(1)).then(None).otherwise("video_id")), "video_id", False),
+    "position out of range": (lambda f: f.with_columns(position=pl.when(spread(3)).then(0).otherwise("position")), "position", True),
+    "unknown query": (lambda f: f.with_columns(query_id=pl.when(spread(3)).then(pl.lit("Q-ghost")).otherwise("query_id")), "query_id", True),
+    "click before its query": (lambda f: f.with_columns(ts=pl.when(spread(2)).then(pl.col("ts") - timedelta(hours=2)).otherwise("ts")), "ts", True),
 }
 
 
