@@ -17,6 +17,7 @@ from tests.conftest import (
     run_case,
     small_settings_for,
 )
+from tests.pipeline.reshape import renamed, stretched
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +80,9 @@ def test_your_own_months_of_data_run_end_to_end_without_an_oracle(tmp_path):
 
     world = simulate(SimulationConfig(seed=5, n_days=14, n_users=1_000, events_per_day=18, sessions_per_day=260))
     start = world.interactions["ts"].min()
-    stretch = lambda column: (start + (pl.col(column) - start) * 9).alias(column)  # noqa: E731 - 14 days: 4 months
-    user_id = lambda column: pl.concat_str(pl.lit("member-"), pl.col(column).str.slice(1)).alias(column)  # noqa: E731
-    event_id = lambda column: pl.concat_str(pl.lit("evt_"), pl.col(column).str.slice(1), pl.lit("_x")).alias(column)  # noqa: E731
+    stretch = lambda column: stretched(column, start, 9)  # noqa: E731 - 14 days: 4 months
+    user_id = lambda column: renamed(column, "member-")  # noqa: E731
+    event_id = lambda column: renamed(column, "evt_", "_x")  # noqa: E731
     users = world.users.with_columns(user_id("user_id"), signup_channel=pl.lit("web"),
                                      gender=pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise("gender"))
     events = world.events.with_columns(stretch("start_ts"), stretch("created_ts"), event_id("event_id"), user_id("host_id"),

@@ -17,6 +17,7 @@ from tests.conftest import (
     run_case,
     small_settings_for,
 )
+from tests.pipeline.reshape import every, renamed, stretched
 
 HEADS = ("click", "like", "comment", "share", "hide", "block", "skip")
 
@@ -82,11 +83,10 @@ def test_your_own_months_of_data_run_end_to_end_without_an_oracle(tmp_path):
 
     world = simulate(SimulationConfig(seed=5, n_days=14, n_users=1_000, sessions_per_day=320))
     start = world.impressions["ts"].min()
-    stretch = lambda column: (start + (pl.col(column) - start) * 11).alias(column)  # noqa: E731 - 14 days: 5 months
-    user_id = lambda column: pl.concat_str(pl.lit("member-"), pl.col(column).str.slice(1)).alias(column)  # noqa: E731
-    post_id = lambda column: pl.concat_str(pl.lit("post/"), pl.col(column).str.slice(1)).alias(column)  # noqa: E731
-    impression_id = lambda column: pl.concat_str(pl.lit("imp-"), pl.col(column).str.slice(1), pl.lit("-x")).alias(column)  # noqa: E731
-    every = lambda n: pl.int_range(pl.len()) % n == 0  # noqa: E731
+    stretch = lambda column: stretched(column, start, 11)  # noqa: E731 - 14 days: 5 months
+    user_id = lambda column: renamed(column, "member-")  # noqa: E731
+    post_id = lambda column: renamed(column, "post/")  # noqa: E731
+    impression_id = lambda column: renamed(column, "imp-", "-x")  # noqa: E731
     users = world.users.with_columns(user_id("user_id"), signup_channel=pl.lit("web"),
                                      age=pl.when(every(7)).then(None).otherwise("age"))
     friendships = world.friendships.with_columns(user_id("user_id"), user_id("friend_id"))

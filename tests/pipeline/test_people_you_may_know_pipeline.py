@@ -16,6 +16,7 @@ from tests.conftest import (
     run_case,
     small_settings_for,
 )
+from tests.pipeline.reshape import every, renamed, stretched
 
 
 def _suggestions(settings) -> pl.DataFrame:
@@ -115,9 +116,8 @@ def test_your_own_months_of_data_run_end_to_end_without_an_oracle(tmp_path):
 
     world = simulate(SimulationConfig(seed=8, users=900, n_days=35))
     start = datetime(2026, 1, 5, tzinfo=timezone.utc)
-    stretch = lambda column: (start + (pl.col(column) - start) * 4).alias(column)  # noqa: E731 - 5 weeks: 5 months
-    member = lambda column: pl.concat_str(pl.lit("acct-"), pl.col(column).str.slice(1)).alias(column)  # noqa: E731
-    every = lambda n: pl.int_range(pl.len()) % n == 0  # noqa: E731
+    stretch = lambda column: stretched(column, start, 4)  # noqa: E731 - 5 weeks: 5 months
+    member = lambda column: renamed(column, "acct-")  # noqa: E731
     users = world.users.select(member("user_id"), "school", plan=pl.lit("free"))
     connections = world.connections.with_columns(member("user_a"), member("user_b"), stretch("ts"))
     connections = connections.with_columns(user_b=pl.when(every(1_500)).then(pl.lit("acct-nobody")).otherwise("user_b"))

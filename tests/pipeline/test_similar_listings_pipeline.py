@@ -18,6 +18,7 @@ from tests.conftest import (
     run_case,
     small_settings_for,
 )
+from tests.pipeline.reshape import renamed, stretched
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +77,8 @@ def test_your_own_months_of_data_run_end_to_end_without_an_oracle(tmp_path):
     world = simulate(SimulationConfig(seed=4, n_days=12, n_listings=700, new_listings_per_day=6, n_users=1_200,
                                       sessions_per_day=220))
     start = world.sessions["ts"].min()
-    stretch = lambda column: (start + (pl.col(column) - start) * 12).alias(column)  # noqa: E731 - 12 days: 5 months
-    rename = lambda column: pl.concat_str(pl.lit("listing-"), pl.col(column).str.slice(1), pl.lit("-eu")).alias(column)  # noqa: E731
+    stretch = lambda column: stretched(column, start, 12)  # noqa: E731 - 12 days: 5 months
+    rename = lambda column: renamed(column, "listing-", "-eu")  # noqa: E731
     listings = world.listings.with_columns(stretch("created_ts"), rename("listing_id"), host_since=pl.lit(2019))
     sessions = world.sessions.with_columns(stretch("ts"), rename("listing_id"),
                                            user_id=pl.when(pl.int_range(pl.len()) % 50 == 0).then(None).otherwise("user_id"))

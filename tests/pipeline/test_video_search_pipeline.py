@@ -17,6 +17,7 @@ from tests.conftest import (
     run_case,
     small_settings_for,
 )
+from tests.pipeline.reshape import every, renamed, stretched
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +84,9 @@ def test_your_own_months_of_data_run_end_to_end_without_an_oracle(tmp_path):
 
     world = simulate(SimulationConfig(seed=6, n_days=10, catalogue=700, uploads_per_day=15, queries_per_day=170))
     start = world.queries["ts"].min()
-    stretch = lambda column: (start + (pl.col(column) - start) * 15).alias(column)  # noqa: E731 - 10 days: 5 months
-    video_id = lambda column: pl.concat_str(pl.lit("yt:"), pl.col(column).str.slice(1)).alias(column)  # noqa: E731
-    query_id = lambda column: pl.concat_str(pl.lit("search-"), pl.col(column).str.slice(1)).alias(column)  # noqa: E731
-    every = lambda n: pl.int_range(pl.len()) % n == 0  # noqa: E731
+    stretch = lambda column: stretched(column, start, 15)  # noqa: E731 - 10 days: 5 months
+    video_id = lambda column: renamed(column, "yt:")  # noqa: E731
+    query_id = lambda column: renamed(column, "search-")  # noqa: E731
     videos = world.videos.with_columns(video_id("video_id"), stretch("upload_ts"), channel=pl.lit("c1"),
                                        title=pl.when(every(17)).then(None).otherwise("title"))
     frames = world.frames.with_columns(video_id("video_id"),
