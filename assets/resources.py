@@ -104,6 +104,11 @@ class MlflowTracking(dg.ConfigurableResource):
                 else:
                     os.environ[name] = value
 
+    def download(self, run_id: str, artifact_path: str, into: str) -> Path:
+        """A run's artifact (file or folder) downloaded into the folder `into`; returns its local path."""
+        with self.activated() as mlflow:
+            return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=into))
+
     def experiment_id(self, name: str) -> str:
         client = self.client()
         experiment = client.get_experiment_by_name(name)

@@ -43,16 +43,11 @@ def pymk_data(context, split: PeopleYouMayKnowSplit, users: pl.DataFrame, connec
                             progress=context.log.info)
 
 
-def download(mlflow_tracking: MlflowTracking, run_id: str, path: str, tmp: str) -> Path:
-    with mlflow_tracking.activated() as mlflow:
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp))
-
-
 def load_edge_model(mlflow_tracking: MlflowTracking, run_id: str, kind: str):
     from models.people_you_may_know.ranker import EdgeModel
 
     with tempfile.TemporaryDirectory() as tmp:
-        return EdgeModel.from_bytes(kind, download(mlflow_tracking, run_id, "edge_model/edge_model.bin", tmp).read_bytes())
+        return EdgeModel.from_bytes(kind, mlflow_tracking.download(run_id, "edge_model/edge_model.bin", tmp).read_bytes())
 
 
 def load_recommender(mlflow_tracking: MlflowTracking, version: str):

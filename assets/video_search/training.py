@@ -51,23 +51,18 @@ def search_data(context, text_embeddings: TextEmbeddings, time_split: VideoSearc
                               lambda texts: text_embeddings.embed(texts, progress=context.log.info))
 
 
-def download(mlflow_tracking: MlflowTracking, run_id: str, path: str, tmp: str) -> Path:
-    with mlflow_tracking.activated() as mlflow:
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp))
-
-
 def load_tagger(mlflow_tracking: MlflowTracking, run_id: str):
     from models.video_search.encoders import AutoTagger
 
     with tempfile.TemporaryDirectory() as tmp:
-        return AutoTagger.from_bytes(download(mlflow_tracking, run_id, "tagger/tagger.npz", tmp).read_bytes())
+        return AutoTagger.from_bytes(mlflow_tracking.download(run_id, "tagger/tagger.npz", tmp).read_bytes())
 
 
 def load_encoder(mlflow_tracking: MlflowTracking, run_id: str):
     from models.video_search.encoders import DualEncoder
 
     with tempfile.TemporaryDirectory() as tmp:
-        return DualEncoder.from_bytes(download(mlflow_tracking, run_id, "encoder/encoder.npz", tmp).read_bytes())
+        return DualEncoder.from_bytes(mlflow_tracking.download(run_id, "encoder/encoder.npz", tmp).read_bytes())
 
 
 def load_search(mlflow_tracking: MlflowTracking, version: str):
@@ -226,7 +221,7 @@ def build_training_assets() -> list:
         cutoffs = video_search_time_split.cutoffs(queries, clicks)
         index_run = str(video_search_index["run_id"][0])
         with tempfile.TemporaryDirectory() as tmp:
-            search = VideoSearch.load(download(mlflow_tracking, index_run, "bundle", tmp))
+            search = VideoSearch.load(mlflow_tracking.download(index_run, "bundle", tmp))
             tags = {"model": "video_search", "model_kind": "fusion", "index_run": index_run,
                     "tagger_run": str(video_search_index["tagger_run"][0]),
                     "encoder_run": str(video_search_index["encoder_run"][0]),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from models.people_you_may_know.evaluation import top_k
 from models.people_you_may_know.graph import (
     Snapshot,
     attribute_groups,
@@ -116,8 +117,6 @@ def recommend(recommender: Recommender, snapshot: Snapshot, members: np.ndarray,
         scores = recommender.model.score(snapshot, pairs)
         stats.add("scoring", time.perf_counter() - started)
         started = time.perf_counter()
-        from models.people_you_may_know.evaluation import top_k
-
         best = top_k(pairs["u"], scores, k)
         by_member: dict[int, list] = {}
         for i in best:
